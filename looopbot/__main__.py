@@ -1,0 +1,3 @@
+from looopbot.cli import entry
+
+entry()

@@ -1,0 +1,137 @@
+"""ACT: execute one validated action (DESIGN §6). looopbot does this, never the runner."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from looopbot import proc
+from looopbot.actions import (
+    ArchiveGoal,
+    BadDecision,
+    Decision,
+    Noop,
+    RunShell,
+    SendNotification,
+    WriteGoal,
+    WritePlaybook,
+    WriteSensor,
+    check_body,
+)
+from looopbot.changes import Changes
+from looopbot.config import Config
+from looopbot.datadir import DataDir
+from looopbot.errors import LooopbotError
+from looopbot.shell import denied
+
+SHELL_TAIL = 2048
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What executing the action left for the record."""
+
+    error: str | None = None
+    shell: dict[str, Any] | None = None  # shown once in the next prompt
+
+
+def goal_body(body: str, where: str) -> str:
+    check_body(body, where)
+    first = body.lstrip("\ufeff").split("\n", 1)[0]
+    if not first.startswith("goal:") or not first[5:].strip():
+        raise BadDecision(f"{where}: the first line must be 'goal: <one line>', got {first[:60]!r}")
+    return body if body.endswith("\n") else body + "\n"
+
+
+def execute(
+    dd: DataDir,
+    config: Config,
+    decision: Decision,
+    changes: Changes,
+    scrub: Callable[[str], str],
+) -> Acted:
+    """Run the decision's action; raises LooopbotError when it is refused."""
+    a = decision.action
+    match a:
+        case Noop():
+            return Acted()
+        case WriteGoal(id=gid, body=body):
+            changes.write(f"goals/{gid}.md", scrub(goal_body(body, "write_goal.body")))
+            return Acted()
+        case ArchiveGoal(id=gid):
+            src = f"goals/{gid}.md"
+            if not dd.path(src).is_file():
+                raise LooopbotError(f"archive_goal: there is no goal '{gid}' ({src} is missing)")
+            changes.move(src, f"goals/archive/{gid}.md")
+            return Acted()
+        case WriteSensor(name=name, script=script):
+            text = script if script.endswith("\n") else script + "\n"
+            changes.write(f"sensors/{name}.sh", scrub(text), mode=0o755)
+            return Acted()
+        case WritePlaybook(body=body):
+            check_body(body, "write_playbook.body")
+            changes.write("PLAYBOOK.md", scrub(body if body.endswith("\n") else body + "\n"))
+            return Acted()
+        case RunShell(cmd=cmd):
+            return run_shell(dd, config, cmd, scrub)
+        case SendNotification(message=msg, id=nid):
+            notify(dd, config, msg, nid)
+            return Acted()
+        case _:
+            raise LooopbotError(
+                f"{decision.name}: workers are not available in this version of looopbot — "
+                "choose another action"
+            )
+
+
+def run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]) -> Acted:
+    why = denied(cmd)
+    if why is not None and not config.limits.allow_dangerous_shell:
+        raise LooopbotError(
+            f"run_shell refused ({why}): {cmd[:200]!r} is on the deny-list; a human must do "
+            "this, or set limits.allow_dangerous_shell"
+        )
+    result = proc.run(
+        proc.Spec(
+            argv=["bash", "-c", cmd],
+            cwd=dd.root,
+            env=proc.child_env({"LOOOPBOT_DATA_DIR": str(dd.root)}),
+            timeout=config.limits.shell_timeout,
+            merge_stderr=True,
+            stdout_tail=SHELL_TAIL,
+        )
+    )
+    output = scrub(result.stdout.decode("utf-8", errors="replace"))
+    if result.stdout_bytes > len(result.stdout):
+        output = f"[… {result.stdout_bytes - len(result.stdout)} earlier bytes cut …]\n" + output
+    code = 124 if result.timed_out else result.exit_code
+    record = {"cmd": scrub(cmd), "exit_code": code, "output": output}
+    if result.spawn_error is not None:
+        return Acted(f"run_shell could not start bash: {result.spawn_error}", record)
+    if result.timed_out:
+        return Acted(
+            f"run_shell timed out after {config.limits.shell_timeout:g}s (limits.shell_timeout)",
+            record,
+        )
+    if code != 0:
+        return Acted(f"run_shell exited with code {code}", record)
+    return Acted(None, record)
+
+
+def notify(dd: DataDir, config: Config, message: str, nid: str | None) -> None:
+    """Fire `notify.command` detached; the journal line is the notification of record."""
+    if not config.notify_command:
+        return
+    cmd = config.notify_command.replace("{message}", shlex.quote(message)).replace(
+        "{id}", shlex.quote(nid or "")
+    )
+    env = proc.child_env(
+        {"LOOOPBOT_MESSAGE": message, "LOOOPBOT_ID": nid or "", "LOOOPBOT_DATA_DIR": str(dd.root)}
+    )
+    try:
+        proc.spawn_detached(["bash", "-c", cmd], dd.root, env)
+    except OSError as exc:
+        raise LooopbotError(f"notify.command could not start: {exc}") from None
+

@@ -1,0 +1,256 @@
+"""The beat (DESIGN §1), as a pipeline:
+
+    lock → housekeeping → SENSE → DIFF → guards → DECIDE → ACT → RECORD
+
+Each beat is level-triggered: it re-derives everything from the files, so a beat killed at
+any point leaves nothing the next one cannot continue from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from looopbot import desired as desired_mod
+from looopbot import guards, ledger, sense
+from looopbot import state as state_mod
+from looopbot.changes import Changes
+from looopbot.config import Config
+from looopbot.config import load as load_config
+from looopbot.datadir import DataDir
+from looopbot.errors import LooopbotError
+from looopbot.fsutil import write_atomic
+from looopbot.journal import format_line
+from looopbot.redact import redactor
+from looopbot.state import State
+from looopbot.world import desired_hash, wake_signal, world_hash
+
+if TYPE_CHECKING:
+    from looopbot.gitstore import Trailers
+
+LAST_BEAT = "last-beat.json"  # local scratch: what the last beat did, for `status`
+
+
+@dataclass(frozen=True)
+class BeatResult:
+    outcome: str  # decided | unchanged | failed | backoff | capped | budget | dry-run
+    world_hash: str
+    run_id: str
+    reason: str = ""
+    action: str | None = None
+    journal: str | None = None
+    commit: str | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+    prompt: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The stable `tick --json` document."""
+        keys = ("outcome", "action", "journal", "world_hash", "commit", "cost_usd", "error")
+        return {k: asdict(self)[k] for k in keys}
+
+
+def new_run_id(now: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class World:
+    """What SENSE and DIFF found."""
+
+    desired: dict[str, bytes]
+    snapshots: dict[str, Any]  # name -> value
+    signals: dict[str, Any]  # name -> wake signal
+    hash: str
+    desired_hash: str
+
+
+def sense_world(
+    dd: DataDir, config: Config, state: State, now: float, *, honour_interval: bool = True
+) -> World:
+    desired = desired_mod.read(dd)
+    snapshots = sense.run_sensors(
+        dd, sense.discover(dd), config.limits, now, honour_interval=honour_interval
+    )
+    snapshots.update(sense.system_snapshots(state.goal_acted, desired_mod.goal_ids(dd)))
+    signals = {name: wake_signal(v) for name, v in snapshots.items()}
+    return World(
+        desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired)
+    )
+
+
+def held_by(dd: DataDir, config: Config, state: State, world: World, now: float) -> guards.Hold | None:
+    """The guard holding this beat back; the ledger is read only when a budget is set."""
+    spent = None
+    if config.limits.max_daily_usd is not None:
+        spent = ledger.spent_since(dd.ledger, ledger.day_start(now))
+    return guards.hold(
+        state,
+        config.limits,
+        now,
+        desired=world.desired_hash,
+        spent_today=spent,
+        wiring=config.runner.wiring,
+    )
+
+
+def run_beat(dd: DataDir, *, force: bool = False) -> BeatResult:
+    """One beat, under the lock. Raises LockHeld (75) or LooopbotError for a broken setup."""
+    from looopbot.gitstore import check_committable
+    from looopbot.lock import beat_lock
+
+    with beat_lock(dd):
+        config = load_config(dd)
+        # Refuse before writing anything: a repo mid-rebase gets no snapshots either.
+        check_committable(dd)
+        return _beat(dd, config, force=force)
+
+
+def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
+    now = time.time()
+    run_id = new_run_id(now)
+    scrub = redactor()
+    changes = Changes(dd)
+    changes.recover()
+    state, state_problem = state_mod.load(dd.state)
+    notes = [state_problem] if state_problem else []
+    if changes.recovered:
+        notes.append("recovered the writes of an interrupted beat: " + ", ".join(changes.recovered))
+
+    # SENSE
+    world = sense_world(dd, config, state, now)
+    changed_snapshots = _write_snapshots(dd, changes, world)
+    # DIFF
+    state = replace(state, streaks=guards.update_streaks(state.streaks, world.signals))
+    wake = guards.wake(state, world.hash, now, force=force, noop_ttl=config.limits.noop_ttl)
+    outcome, reason = ("unchanged", wake.reason)
+    result: BeatResult | None = None
+    if wake.decide:
+        held = held_by(dd, config, state, world, now)
+        if held is not None:
+            outcome, reason = held.outcome, held.message
+        else:
+            from looopbot.decide import decide_and_act
+
+            state, result = decide_and_act(dd, config, state, world, now, run_id, changes, scrub)
+            # The action may have added a goal or acted on one: sys-goals follows now, in
+            # this beat's commit, rather than as a commit of its own next beat.
+            after = {**world.snapshots, **_system(dd, state)}
+            changed_snapshots += _write_snapshots(dd, changes, replace(world, snapshots=after))
+    if result is None:
+        subject = "snapshots " + ", ".join(changed_snapshots) if changed_snapshots else reason
+        result = BeatResult(outcome, world.hash, run_id, reason=reason)
+    else:
+        subject = result.error or result.journal or reason
+    for note in notes:
+        changes.append("journal.md", format_line(scrub(note), now))
+    changes.write(".looopbot/state.json", state.to_json())
+    result = replace(result, commit=_commit(dd, config, changes, result, subject))
+    _remember(dd, result, now)
+    return result
+
+
+def _system(dd: DataDir, state: State) -> dict[str, Any]:
+    return sense.system_snapshots(state.goal_acted, desired_mod.goal_ids(dd))
+
+
+def _write_snapshots(dd: DataDir, changes: Changes, world: World) -> list[str]:
+    changed = []
+    for name, value in sorted(world.snapshots.items()):
+        if changes.write(f"snapshots/{name}.json", sense.snapshot_bytes(value)):
+            changed.append(name)
+    for name in sense.snapshot_names(dd):
+        if name not in world.snapshots:  # its sensor is gone
+            changes.remove(f"snapshots/{name}.json")
+            changed.append(name)
+    return sorted(set(changed))
+
+
+def _commit(
+    dd: DataDir, config: Config, changes: Changes, result: BeatResult, subject: str
+) -> str | None:
+    from looopbot.gitstore import Trailers
+
+    decided = result.outcome == "decided"
+    trailers = Trailers(
+        run=result.run_id,
+        outcome=result.outcome,
+        action=result.action if decided else None,
+        world=result.world_hash,
+        cost_usd=result.cost_usd,
+    )
+    head = result.action if decided else result.outcome
+    return commit(dd, config, changes, f"looopbot: {head} · {subject}", trailers)
+
+
+def commit(
+    dd: DataDir, config: Config, changes: Changes, subject: str, trailers: Trailers
+) -> str | None:
+    """Commit what `changes` wrote (nothing written, no commit) and clear its pending list."""
+    from looopbot.config import author_identity
+    from looopbot.gitstore import commit_paths, message
+
+    if not changes.paths:
+        changes.done()
+        return None
+    sha = commit_paths(dd, changes.paths, message(subject, trailers), author_identity(config.author))
+    changes.done()
+    return sha
+
+
+def _remember(dd: DataDir, result: BeatResult, now: float) -> None:
+    record = {**result.public(), "run_id": result.run_id, "reason": result.reason, "at": now}
+    try:
+        write_atomic(dd.scratch(LAST_BEAT), json.dumps(record))
+    except OSError:
+        pass  # only `status` reads it
+
+
+def dry_run(dd: DataDir, *, force: bool = False) -> BeatResult:
+    """Sense and show what would happen, changing nothing (no lock, no writes)."""
+    config = load_config(dd)
+    now = time.time()
+    try:
+        state = state_mod.parse(dd.state.read_bytes())
+    except (OSError, state_mod.StateUnreadable):
+        state = State()
+    world = sense_world(dd, config, state, now, honour_interval=False)
+    wake = guards.wake(state, world.hash, now, force=force, noop_ttl=config.limits.noop_ttl)
+    run_id = "dry-run"
+    if not wake.decide:
+        return BeatResult("unchanged", world.hash, run_id, reason="would skip: " + wake.reason)
+    held = held_by(dd, config, state, world, now)
+    if held is not None:
+        return BeatResult(held.outcome, world.hash, run_id, reason="would hold: " + held.message)
+    from looopbot.decide import prompt_input
+    from looopbot.prompt import build
+
+    text = build(prompt_input(dd, config, state, world, now))
+    return BeatResult(
+        "dry-run",
+        world.hash,
+        run_id,
+        reason=f"would call runner '{config.runner.name}' ({wake.reason})",
+        prompt=text,
+    )
+
+
+def prune_runs(dd: DataDir, keep: int) -> None:
+    """Keep the newest `keep` run folders (their names sort by time)."""
+    try:
+        names = sorted(os.listdir(dd.runs))
+    except FileNotFoundError:
+        return
+    import shutil
+
+    for name in names[: max(0, len(names) - keep)]:
+        shutil.rmtree(dd.runs / name, ignore_errors=True)
+
+
+def ensure_not_error(result: BeatResult) -> None:
+    if result.outcome == "failed":
+        raise LooopbotError(f"beat failed: {result.error}")

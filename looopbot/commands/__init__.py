@@ -1,0 +1,1 @@
+"""One module per command; each command is a function of its parsed args returning an exit code."""

@@ -1,0 +1,96 @@
+"""`looopbot init`: make (or adopt) a data repo. Never overwrites an existing file."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from looopbot.beat import commit, new_run_id
+from looopbot.changes import Changes
+from looopbot.config import load
+from looopbot.datadir import DataDir, find_repo_root
+from looopbot.errors import EXIT_OK, LooopbotError
+from looopbot.gitstore import Trailers, check_committable
+from looopbot.presets import PRESETS
+
+
+def template_files() -> list[tuple[str, bytes]]:
+    """The starter data repo shipped inside the package: (relative path, bytes)."""
+    root = resources.files("looopbot") / "templates"
+    if not root.is_dir():
+        raise LooopbotError("looopbot's templates are missing from this install — reinstall looopbot")
+    out: list[tuple[str, bytes]] = []
+
+    def walk(node: Traversable, prefix: str) -> None:
+        for child in sorted(node.iterdir(), key=lambda c: c.name):
+            rel = prefix + child.name
+            if child.is_dir():
+                if child.name not in ("__pycache__", ".github"):
+                    walk(child, rel + "/")
+            else:
+                out.append((rel, child.read_bytes()))
+
+    walk(root, "")
+    return out
+
+
+def _with_runner(raw: bytes, runner: str) -> bytes:
+    """Set `runner:` in the template config, keeping its comments (ruamel round-trip)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    doc = yaml.load(raw.decode())
+    doc["runner"] = runner
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue().encode()
+
+
+def init(args: argparse.Namespace) -> int:
+    if args.runner not in PRESETS:
+        raise LooopbotError(f"unknown runner '{args.runner}' (presets: {', '.join(sorted(PRESETS))})")
+    if args.github:
+        raise LooopbotError("--github is not available in this version of looopbot")
+    target = Path(args.dir or ".").resolve()
+    if target.exists() and not target.is_dir():
+        raise LooopbotError(f"{target} exists and is not a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    repo_root = find_repo_root(target)
+    if repo_root is None:
+        import git
+
+        # `git init` through GitPython honours the user's init.defaultBranch and templates.
+        git.Repo.init(target)
+        repo_root = target
+    dd = DataDir(target, repo_root)
+    check_committable(dd)
+    changes = Changes(dd)
+    written, kept = [], []
+    for rel, data in template_files():
+        if dd.path(rel).exists():
+            kept.append(rel)
+            continue
+        if rel == "looopbot.yaml":
+            data = _with_runner(data, args.runner)
+        changes.write(rel, data, mode=0o755 if rel.startswith("sensors/") else None)
+        written.append(rel)
+    load(dd)  # the config we leave behind must load (an adopted one too)
+    sha = commit(
+        dd,
+        load(dd),
+        changes,
+        f"looopbot: init · seeded {len(written)} file(s), runner {args.runner}",
+        Trailers(run=new_run_id(time.time()), outcome="init"),
+    )
+    where = dd.root
+    print(f"initialised {where}" + (f" [{sha[:10]}]" if sha else " (nothing new to commit)"))
+    for rel in written:
+        print(f"  wrote {rel}")
+    for rel in kept:
+        print(f"  kept  {rel} (already there)")
+    print(f"next: looopbot -C {where} tick")
+    return EXIT_OK

@@ -1,0 +1,75 @@
+"""`looopbot run`: beats in the foreground until interrupted.
+
+SIGINT or SIGTERM asks for a clean stop: the current beat finishes (its children run in
+their own process groups, so Ctrl-C does not reach them) and the loop ends. A second
+signal stops at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from looopbot.beat import run_beat
+from looopbot.commands.tick import PUSH_UNAVAILABLE, describe
+from looopbot.config import load
+from looopbot.datadir import DataDir, locate
+from looopbot.errors import EXIT_INTERRUPTED, EXIT_OK, LockHeld, LooopbotError
+from looopbot.fsutil import read_bytes_or_none
+from looopbot.state import StateUnreadable, parse
+
+
+def run(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+        print("looopbot: stopping after the current beat", file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    beats = 0
+    while not stop.is_set():
+        config = load(dd)
+        if config.push:
+            raise LooopbotError(PUSH_UNAVAILABLE)
+        interval = args.interval if args.interval is not None else config.limits.interval
+        try:
+            result = run_beat(dd)
+            print(f"{time.strftime('%H:%M:%S')} {describe(result)}", flush=True)
+        except LockHeld as exc:
+            print(f"{time.strftime('%H:%M:%S')} {exc.message}", flush=True)
+        except LooopbotError as exc:
+            # A broken setup (bad config, mid-rebase) is reported and retried next beat:
+            # the human may be fixing it right now.
+            print(f"{time.strftime('%H:%M:%S')} error: {exc.message}", file=sys.stderr, flush=True)
+        beats += 1
+        if args.max_beats is not None and beats >= args.max_beats:
+            break
+        stop.wait(_sleep_for(dd, interval))
+    if received and received[0] == signal.SIGINT:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _sleep_for(dd: DataDir, interval: float) -> float:
+    """The interval, or less when a follow-up the decider asked for falls due sooner."""
+    raw = read_bytes_or_none(dd.state)
+    if raw is None:
+        return interval
+    try:
+        follow = parse(raw).follow_up_at
+    except StateUnreadable:
+        return interval
+    if follow is None:
+        return interval
+    return max(0.0, min(interval, follow - time.time()))

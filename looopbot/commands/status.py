@@ -1,0 +1,91 @@
+"""`looopbot status`: where the loop stands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from looopbot import desired, guards, ledger
+from looopbot import state as state_mod
+from looopbot.beat import LAST_BEAT
+from looopbot.config import load
+from looopbot.datadir import locate
+from looopbot.errors import EXIT_OK
+from looopbot.fsutil import read_bytes_or_none
+
+
+def status(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    config = load(dd)
+    now = time.time()
+    raw = read_bytes_or_none(dd.state)
+    problem = None
+    try:
+        st = state_mod.parse(raw) if raw is not None else state_mod.State()
+    except state_mod.StateUnreadable as exc:
+        st, problem = state_mod.State(), f"state file unreadable: {exc}"
+    last: Any = None
+    last_raw = read_bytes_or_none(dd.scratch(LAST_BEAT))
+    if last_raw is not None:
+        try:
+            last = json.loads(last_raw)
+        except ValueError:
+            last = None
+    backoff_until = None
+    if st.failures and st.failed_at is not None:
+        backoff_until = st.failed_at + guards.backoff_wait(st.failures)
+    spent = ledger.spent_since(dd.ledger, ledger.day_start(now))
+    snapshot = _snapshot(dd, "sys-workers")
+    claims = _snapshot(dd, "sys-claims")
+    doc = {
+        "data_dir": str(dd.root),
+        "runner": config.runner.name,
+        "last_beat": last,
+        "world_hash": st.decided_hash,
+        "decided_at": st.decided_at,
+        "decided_action": st.decided_action,
+        "follow_up_at": st.follow_up_at,
+        "failures": st.failures,
+        "last_failure": st.failure,
+        "backoff_until": backoff_until if backoff_until and backoff_until > now else None,
+        "decides_last_hour": len([t for t in st.decides if now - t < guards.HOUR]),
+        "spent_today_usd": round(spent, 6),
+        "max_daily_usd": config.limits.max_daily_usd,
+        "goals": [gid for gid, _ in desired.goals_of(desired.read(dd))],
+        "workers": snapshot.get("signal", []) if isinstance(snapshot, dict) else [],
+        "claims": claims.get("signal", []) if isinstance(claims, dict) else [],
+        "problem": problem,
+    }
+    if args.json:
+        print(json.dumps(doc))
+        return EXIT_OK
+    print(f"data dir   {doc['data_dir']}  (runner: {doc['runner']})")
+    if last:
+        ago = int(now - float(last.get("at", now)))
+        print(f"last beat  {ago}s ago: {last.get('outcome')} — {last.get('journal') or last.get('reason')}")
+    else:
+        print("last beat  (none on this machine yet)")
+    if st.decided_at:
+        print(f"decided    {int(now - st.decided_at)}s ago: {st.decided_action} (world {str(st.decided_hash)[:12]})")
+    if st.failures:
+        wait = f", retry in {int(doc['backoff_until'] - now)}s" if doc["backoff_until"] else ""
+        print(f"failures   {st.failures} in a row{wait}: {st.failure}")
+    budget = f" of ${config.limits.max_daily_usd:.2f}" if config.limits.max_daily_usd is not None else ""
+    print(f"spend      ${spent:.4f} today{budget}; {doc['decides_last_hour']} runner calls in the last hour")
+    print(f"goals      {', '.join(doc['goals']) or '(none)'}")
+    print(f"workers    {len(doc['workers'])}   claims {len(doc['claims'])}")
+    if problem:
+        print(f"problem    {problem}")
+    return EXIT_OK
+
+
+def _snapshot(dd: Any, name: str) -> Any:
+    raw = read_bytes_or_none(dd.snapshots / f"{name}.json")
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None

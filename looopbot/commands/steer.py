@@ -1,0 +1,115 @@
+"""Steering by hand: `goal`, `playbook`, `sensor`. Each write is validated, journaled and
+committed exactly like a beat's action, under the same lock."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from looopbot import desired, sense
+from looopbot.act import execute
+from looopbot.actions import parse_decision, summary
+from looopbot.beat import commit, new_run_id
+from looopbot.changes import Changes
+from looopbot.config import load
+from looopbot.datadir import DataDir, locate
+from looopbot.errors import EXIT_OK, LooopbotError
+from looopbot.gitstore import Trailers, check_committable
+from looopbot.journal import format_line
+from looopbot.lock import beat_lock
+from looopbot.redact import redactor
+
+
+def _text(arg: str, what: str) -> str:
+    """A lone `-` reads stdin; anything else is the text itself."""
+    if arg == "-":
+        if sys.stdin.isatty():
+            print(f"reading {what} from stdin (end with Ctrl-D)…", file=sys.stderr)
+        return sys.stdin.read()
+    return arg
+
+
+def apply(dd: DataDir, obj: dict[str, Any]) -> str | None:
+    """Validate and execute one action by hand; returns the commit id."""
+    # allowed_actions restrains the decider, not the operator at the keyboard.
+    decision = parse_decision(obj)
+    with beat_lock(dd):
+        config = load(dd)
+        check_committable(dd)
+        now = time.time()
+        changes = Changes(dd)
+        changes.recover()
+        scrub = redactor()
+        acted = execute(dd, config, decision, changes, scrub)
+        if acted.error:
+            raise LooopbotError(acted.error)
+        text = "by hand: " + scrub(summary(decision))
+        changes.append("journal.md", format_line(text, now))
+        run_id = new_run_id(now)
+        sha = commit(
+            dd,
+            config,
+            changes,
+            f"looopbot: {decision.name} · {text}",
+            Trailers(run=run_id, outcome="manual", action=decision.name),
+        )
+    print(f"{text}" + (f" [{sha[:10]}]" if sha else ""))
+    return sha
+
+
+def goal(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    if args.verb == "list":
+        rows = []
+        for gid, body in desired.goals_of(desired.read(dd)):
+            first = body.split("\n", 1)[0]
+            rows.append({"id": gid, "goal": first[5:].strip() if first.startswith("goal:") else first})
+        if args.json:
+            print(json.dumps({"goals": rows}))
+        else:
+            for row in rows:
+                print(f"{row['id']}\t{row['goal']}")
+        return EXIT_OK
+    if args.verb == "write":
+        apply(dd, {"action": "write_goal", "id": args.id, "body": _text(args.body, "the goal")})
+    else:
+        apply(dd, {"action": "archive_goal", "id": args.id})
+    return EXIT_OK
+
+
+def playbook(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    apply(dd, {"action": "write_playbook", "body": _text(args.body, "the playbook")})
+    return EXIT_OK
+
+
+def sensor(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    if args.verb == "write":
+        apply(dd, {"action": "write_sensor", "name": args.name,
+                   "script": _text(args.script, "the script")})
+        return EXIT_OK
+    sensors = sense.discover(dd)
+    if args.verb == "list":
+        rows = [
+            {"name": s.name.removeprefix("sensor-"), "path": f"sensors/{s.path.name}",
+             "interval": s.interval, "executable": s.argv()[0] != "bash"}
+            for s in sensors
+        ]
+        if args.json:
+            print(json.dumps({"sensors": rows}))
+        else:
+            for row in rows:
+                every = f"every {row['interval']:g}s" if row["interval"] else "every beat"
+                print(f"{row['name']}\t{row['path']}\t{every}")
+        return EXIT_OK
+    if args.name is not None:
+        sensors = [s for s in sensors if s.name == f"sensor-{args.name}"]
+        if not sensors:
+            raise LooopbotError(f"no sensor '{args.name}' (sensors/{args.name}.sh is missing)")
+    values = sense.run_sensors(dd, sensors, load(dd).limits, time.time(), honour_interval=False)
+    print(json.dumps(values, indent=2, sort_keys=True, ensure_ascii=False))
+    return EXIT_OK

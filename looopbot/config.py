@@ -1,0 +1,390 @@
+"""looopbot.yaml: load, validate with line numbers, apply environment overrides (DESIGN §6, §12).
+
+ruamel.yaml is the parser because `init` and future edits must keep the user's comments and
+because its round-trip nodes carry the line of every key, so an error reads
+`looopbot.yaml:LINE: …`. Parsing YAML costs more than an unchanged beat may spend, so the
+validated plain data is cached as JSON in local scratch, keyed by the file's digest; the
+cache is only an accelerator (a stale or broken cache is re-derived from the file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from looopbot.datadir import CONFIG_NAME, DataDir
+from looopbot.errors import LooopbotError
+from looopbot.fsutil import write_atomic
+from looopbot.presets import PRESETS
+
+ACTIONS = (
+    "noop",
+    "run_shell",
+    "write_goal",
+    "archive_goal",
+    "write_sensor",
+    "write_playbook",
+    "start_worker",
+    "steer_session",
+    "send_key",
+    "restart_session",
+    "send_notification",
+)
+
+DEFAULT_AUTHOR = "looopbot <looopbot@users.noreply.github.com>"
+_CACHE_VERSION = 1
+
+# name -> (kind, default). Kinds: "seconds" (number > 0), "int" (>= 0), "bool", "usd"
+# (number >= 0 or null), "actions" (list of action names).
+LIMITS: dict[str, tuple[str, Any]] = {
+    "interval": ("seconds", 60),
+    "sensor_timeout": ("seconds", 60),
+    "sensor_max_bytes": ("int", 8192),
+    "sensor_concurrency": ("int", 8),
+    "tick_timeout": ("seconds", 1800),
+    "shell_timeout": ("seconds", 300),
+    "allow_dangerous_shell": ("bool", False),
+    "max_decides_per_hour": ("int", 120),
+    "max_daily_usd": ("usd", None),
+    "noop_ttl": ("seconds", 21600),
+    "flap_streak": ("int", 5),
+    "max_workers": ("int", 8),
+    "worker_ttl": ("seconds", 259200),
+    "verify_timeout": ("seconds", 60),
+    "runs_keep": ("int", 50),
+    "push_retries": ("int", 5),
+    "allowed_actions": ("actions", list(ACTIONS)),
+}
+
+_TOP_KEYS = ("runner", "runners", "limits", "notify", "git", "github", "workers")
+_RUNNER_KEYS = ("tick", "worker", "cost")
+_COST_KEYS = ("type", "pointer", "mode")
+
+
+@dataclass(frozen=True)
+class CostSpec:
+    """Where a runner's cost is in its JSON output: events whose "type" equals `type`
+    (any JSON object when None), read at the RFC 6901 `pointer`; `sum` adds every hit,
+    `total` takes the last."""
+
+    pointer: str
+    mode: Literal["sum", "total"]
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class Runner:
+    name: str
+    tick: str
+    worker: str
+    cost: CostSpec | None
+
+    @property
+    def wiring(self) -> str:
+        """A fingerprint of how cost is read; a change re-opens a fail-closed budget."""
+        raw = json.dumps([self.tick, self.cost and vars(self.cost)], sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Limits:
+    interval: float
+    sensor_timeout: float
+    sensor_max_bytes: int
+    sensor_concurrency: int
+    tick_timeout: float
+    shell_timeout: float
+    allow_dangerous_shell: bool
+    max_decides_per_hour: int
+    max_daily_usd: float | None
+    noop_ttl: float
+    flap_streak: int
+    max_workers: int
+    worker_ttl: float
+    verify_timeout: float
+    runs_keep: int
+    push_retries: int
+    allowed_actions: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Config:
+    runner: Runner
+    limits: Limits
+    notify_command: str | None
+    author: str
+    push: bool
+    github: Mapping[str, Any] | None
+
+
+def load(dd: DataDir) -> Config:
+    """The effective config: looopbot.yaml, then the LOOOPBOT_* environment on top."""
+    try:
+        raw_bytes = dd.config.read_bytes()
+    except FileNotFoundError:
+        raise LooopbotError(f"{dd.config} is missing — run 'looopbot init'") from None
+    digest = hashlib.sha256(raw_bytes).hexdigest()
+    cache = dd.scratch("config-cache.json")
+    plain = _read_cache(cache, digest)
+    if plain is None:
+        plain = parse(raw_bytes.decode("utf-8", errors="replace"), CONFIG_NAME)
+        # Best effort: a read-only checkout simply parses every time.
+        try:
+            write_atomic(cache, json.dumps({"v": _CACHE_VERSION, "digest": digest, "data": plain}))
+        except OSError:
+            pass
+    return _build(plain, os.environ)
+
+
+def _read_cache(path: Path, digest: str) -> dict[str, Any] | None:
+    try:
+        cached = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cached, dict) or cached.get("v") != _CACHE_VERSION:
+        return None
+    if cached.get("digest") != digest or not isinstance(cached.get("data"), dict):
+        return None
+    data: dict[str, Any] = cached["data"]
+    return data
+
+
+class ConfigProblem(LooopbotError):
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
+        self.detail = message
+
+
+def parse(text: str, path: str = CONFIG_NAME) -> dict[str, Any]:
+    """Parse and validate looopbot.yaml text into plain data, or raise ConfigProblem."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigProblem(path, line, f"invalid YAML: {problem}") from None
+    except YAMLError as exc:
+        raise ConfigProblem(path, 1, f"invalid YAML: {exc}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigProblem(path, 1, "the top level must be a mapping of keys to values")
+    _Checker(path).top(doc)
+    plain: dict[str, Any] = json.loads(json.dumps(doc))
+    return plain
+
+
+class _Checker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, node: Any, key: Any, message: str) -> ConfigProblem:
+        return ConfigProblem(self.path, _line(node, key), message)
+
+    def keys(self, node: Any, allowed: tuple[str, ...], where: str) -> None:
+        for key in node:
+            if key not in allowed:
+                raise self.fail(
+                    node, key, f"unknown key '{key}' in {where} (known: {', '.join(allowed)})"
+                )
+
+    def top(self, doc: Any) -> None:
+        self.keys(doc, _TOP_KEYS, "the top level")
+        runner = doc.get("runner", "example")
+        if not isinstance(runner, str) or not runner:
+            raise self.fail(doc, "runner", "'runner' must be the name of a runner")
+        runners = doc.get("runners") or {}
+        if not isinstance(runners, dict):
+            raise self.fail(doc, "runners", "'runners' must map runner names to settings")
+        for name, spec in runners.items():
+            self.runner(runners, name, spec)
+        if runner not in runners and runner not in PRESETS:
+            known = sorted({*PRESETS, *runners})
+            raise self.fail(
+                doc, "runner", f"unknown runner '{runner}' (known: {', '.join(known)})"
+            )
+        merged = {**PRESETS.get(runner, {}), **(runners.get(runner) or {})}
+        if not merged.get("tick"):
+            raise self.fail(doc, "runner", f"runner '{runner}' has no 'tick' command")
+        limits = doc.get("limits") or {}
+        if not isinstance(limits, dict):
+            raise self.fail(doc, "limits", "'limits' must be a mapping")
+        self.keys(limits, tuple(LIMITS), "limits")
+        for name, value in limits.items():
+            try:
+                coerce_limit(name, value)
+            except ValueError as exc:
+                raise self.fail(limits, name, f"limits.{name}: {exc}") from None
+        self.section(doc, "notify", {"command": str})
+        self.section(doc, "git", {"author": str, "push": bool})
+        git = doc.get("git") or {}
+        if "author" in git and not _parse_author(git["author"]):
+            raise self.fail(git, "author", "git.author must look like 'Name <email>'")
+        for loose in ("github", "workers"):
+            if doc.get(loose) is not None and not isinstance(doc[loose], dict):
+                raise self.fail(doc, loose, f"'{loose}' must be a mapping")
+
+    def runner(self, parent: Any, name: Any, spec: Any) -> None:
+        if not isinstance(spec, dict):
+            raise self.fail(parent, name, f"runners.{name} must be a mapping (tick, worker, cost)")
+        self.keys(spec, _RUNNER_KEYS, f"runners.{name}")
+        for key in ("tick", "worker"):
+            if key in spec and not (isinstance(spec[key], str) and spec[key].strip()):
+                raise self.fail(spec, key, f"runners.{name}.{key} must be a command string")
+        if "cost" in spec and spec["cost"] is not None:
+            cost = spec["cost"]
+            if not isinstance(cost, dict):
+                raise self.fail(spec, "cost", "cost must be {type, pointer, mode}")
+            self.keys(cost, _COST_KEYS, f"runners.{name}.cost")
+            pointer = cost.get("pointer")
+            if not isinstance(pointer, str) or not pointer.startswith("/"):
+                raise self.fail(cost, "pointer", "cost.pointer must be a JSON pointer like /a/b")
+            if cost.get("mode", "total") not in ("sum", "total"):
+                raise self.fail(cost, "mode", "cost.mode must be 'sum' or 'total'")
+            if "type" in cost and not isinstance(cost["type"], str):
+                raise self.fail(cost, "type", "cost.type must be an event type string")
+
+    def section(self, doc: Any, name: str, fields: dict[str, type]) -> None:
+        node = doc.get(name)
+        if node is None:
+            return
+        if not isinstance(node, dict):
+            raise self.fail(doc, name, f"'{name}' must be a mapping")
+        self.keys(node, tuple(fields), name)
+        for key, kind in fields.items():
+            if node.get(key) is not None and not isinstance(node[key], kind):
+                raise self.fail(node, key, f"{name}.{key} must be a {kind.__name__}")
+
+
+def _line(node: Any, key: Any) -> int:
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return 1
+    try:
+        return int(lc.key(key)[0]) + 1
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return int(getattr(lc, "line", 0)) + 1
+
+
+def coerce_limit(name: str, value: Any) -> Any:
+    """Check one limit's value; raises ValueError saying what is expected."""
+    kind, _default = LIMITS[name]
+    if kind == "seconds":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"expected a number of seconds > 0, got {value!r}")
+        return float(value)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"expected a whole number >= 0, got {value!r}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if kind == "usd":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"expected an amount in USD >= 0, got {value!r}")
+        return float(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of action names")
+    unknown = [v for v in value if v not in ACTIONS]
+    if unknown:
+        raise ValueError(f"unknown action(s) {', '.join(unknown)} (valid: {', '.join(ACTIONS)})")
+    return frozenset(value)
+
+
+def _env_limit(name: str, text: str) -> Any:
+    """Parse LOOOPBOT_<NAME>; YAML-ish scalars so `true`, `30`, `a,b` all work."""
+    kind, _ = LIMITS[name]
+    text = text.strip()
+    value: Any
+    if kind == "actions":
+        value = [p.strip() for p in text.split(",") if p.strip()]
+    elif kind == "bool":
+        lowered = text.lower()
+        value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        value = value.get(lowered, text)
+    elif kind == "usd" and text.lower() in ("", "null", "none"):
+        value = None
+    else:
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                value = text
+    return coerce_limit(name, value)
+
+
+def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    values: dict[str, Any] = {}
+    limits_raw = plain.get("limits") or {}
+    for name, (_kind, default) in LIMITS.items():
+        value = coerce_limit(name, limits_raw[name]) if name in limits_raw else None
+        if name not in limits_raw:
+            value = coerce_limit(name, default) if default is not None else None
+        var = f"LOOOPBOT_{name.upper()}"
+        if var in env:
+            try:
+                value = _env_limit(name, env[var])
+            except ValueError as exc:
+                raise LooopbotError(f"${var}: {exc} — fix or unset it") from None
+        values[name] = value
+    name = env.get("LOOOPBOT_RUNNER") or plain.get("runner") or "example"
+    runners = plain.get("runners") or {}
+    if name not in runners and name not in PRESETS:
+        raise LooopbotError(f"unknown runner '{name}' (known: {', '.join(sorted(PRESETS))})")
+    spec = {**PRESETS.get(name, {}), **(runners.get(name) or {})}
+    cost = spec.get("cost")
+    runner = Runner(
+        name=name,
+        tick=env.get("LOOOPBOT_TICK_COMMAND") or spec.get("tick") or "",
+        worker=env.get("LOOOPBOT_WORKER_COMMAND") or spec.get("worker") or "",
+        cost=CostSpec(cost["pointer"], cost.get("mode", "total"), cost.get("type"))
+        if cost
+        else None,
+    )
+    if not runner.tick.strip():
+        raise LooopbotError(f"runner '{name}' has no tick command — set runners.{name}.tick")
+    git = plain.get("git") or {}
+    push_env = env.get("LOOOPBOT_PUSH")
+    return Config(
+        runner=runner,
+        limits=Limits(**values),
+        notify_command=(plain.get("notify") or {}).get("command"),
+        author=git.get("author") or DEFAULT_AUTHOR,
+        push=bool(git.get("push")) or push_env in ("1", "true", "yes"),
+        github=plain.get("github"),
+    )
+
+
+def _parse_author(text: str) -> tuple[str, str] | None:
+    text = text.strip()
+    if not text.endswith(">") or "<" not in text:
+        return None
+    name, _, email = text[:-1].partition("<")
+    if not name.strip() or "@" not in email:
+        return None
+    return name.strip(), email.strip()
+
+
+def author_identity(text: str) -> tuple[str, str]:
+    parsed = _parse_author(text)
+    if parsed is None:
+        raise LooopbotError(f"git.author {text!r} must look like 'Name <email>'")
+    return parsed

@@ -1,0 +1,292 @@
+"""The beat commit, built in-process with dulwich; beat history from trailers (DESIGN §9).
+
+The two git libraries split by job, and this is the one place that says so:
+- dulwich (here) does in-process object and ref work on the hot path — a beat commit built
+  from HEAD's tree plus exactly the paths the beat wrote, HEAD advanced by compare-and-swap,
+  trailers read back — without spawning git or touching the user's index beyond those paths.
+- GitPython (`looopbot.porcelain`) does porcelain that must honour the user's git setup:
+  `git init` (init.defaultBranch), worktrees, fetch/rebase/push with credentials and merge
+  drivers.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from looopbot.datadir import DataDir
+from looopbot.errors import LooopbotError
+
+if TYPE_CHECKING:
+    from dulwich.repo import Repo
+
+TRAILER_KEYS = (
+    "Looopbot-Run",
+    "Looopbot-Outcome",
+    "Looopbot-Action",
+    "Looopbot-World",
+    "Looopbot-Cost-USD",
+)
+_CAS_ATTEMPTS = 5
+
+
+def _gitdir(repo_root: Path) -> Path:
+    dotgit = repo_root / ".git"
+    if dotgit.is_file():  # a worktree or submodule: "gitdir: <path>"
+        text = dotgit.read_text().strip()
+        if text.startswith("gitdir:"):
+            target = Path(text.split(":", 1)[1].strip())
+            return target if target.is_absolute() else (repo_root / target).resolve()
+    return dotgit
+
+
+def blocker(repo_root: Path) -> str | None:
+    """Why no commit can be made now (mid-merge, mid-rebase, detached HEAD), or None.
+
+    Cheap: a few stat calls and one small read, so every beat can check before it starts.
+    """
+    gitdir = _gitdir(repo_root)
+    if (gitdir / "rebase-merge").exists() or (gitdir / "rebase-apply").exists():
+        return "a rebase is in progress — finish it (git rebase --continue) or abort it first"
+    for name, what in (
+        ("MERGE_HEAD", "a merge"),
+        ("CHERRY_PICK_HEAD", "a cherry-pick"),
+        ("REVERT_HEAD", "a revert"),
+    ):
+        if (gitdir / name).exists():
+            return f"{what} is in progress — finish or abort it first"
+    try:
+        head = (gitdir / "HEAD").read_text().strip()
+    except OSError:
+        return f"{repo_root} is not a readable git repository"
+    if not head.startswith("ref: "):
+        return "HEAD is detached — check out a branch (git switch <branch>) first"
+    return None
+
+
+def check_committable(dd: DataDir) -> None:
+    if dd.repo_root is None:
+        raise LooopbotError(f"{dd.root} is not inside a git repository — run 'git init' there")
+    why = blocker(dd.repo_root)
+    if why is not None:
+        raise LooopbotError(f"cannot record a beat: {why}")
+
+
+@dataclass(frozen=True)
+class Trailers:
+    run: str
+    outcome: str
+    action: str | None = None
+    world: str | None = None
+    cost_usd: float | None = None
+
+    def render(self) -> str:
+        lines = [f"Looopbot-Run: {self.run}", f"Looopbot-Outcome: {self.outcome}"]
+        if self.action:
+            lines.append(f"Looopbot-Action: {self.action}")
+        if self.world:
+            lines.append(f"Looopbot-World: {self.world}")
+        if self.cost_usd is not None:
+            lines.append(f"Looopbot-Cost-USD: {self.cost_usd:.6f}")
+        return "\n".join(lines)
+
+
+def message(subject: str, trailers: Trailers) -> str:
+    subject = " ".join(subject.split())
+    if len(subject) > 200:
+        subject = subject[:199] + "…"
+    return f"{subject}\n\n{trailers.render()}\n"
+
+
+def _open(dd: DataDir) -> Repo:
+    from dulwich.repo import Repo
+
+    assert dd.repo_root is not None
+    return Repo(str(dd.repo_root))
+
+
+def _local_tz() -> int:
+    return -time.altzone if time.daylight and time.localtime().tm_isdst else -time.timezone
+
+
+def commit_paths(
+    dd: DataDir, paths: Iterable[str], msg: str, author: tuple[str, str]
+) -> str | None:
+    """Commit exactly `paths` (data-dir relative) as they are on disk now, on top of HEAD.
+
+    Returns the new commit id, or None when the tree would not change (never an empty
+    commit). Everything else — the rest of the index, the user's staged and unstaged
+    edits — is left exactly as it was.
+    """
+    from dulwich.object_store import commit_tree_changes
+    from dulwich.objects import Blob, Commit, Tree
+
+    check_committable(dd)
+    repo = _open(dd)
+    try:
+        store = repo.object_store
+        changes: list[tuple[bytes, int | None, bytes | None]] = []
+        on_disk: dict[bytes, tuple[os.stat_result, bytes] | None] = {}
+        for rel in sorted(set(paths)):
+            repo_path = dd.repo_path(rel).encode()
+            full = dd.root / rel
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                changes.append((repo_path, None, None))
+                on_disk[repo_path] = None
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            blob = Blob.from_string(full.read_bytes())
+            store.add_object(blob)
+            mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+            changes.append((repo_path, mode, blob.id))
+            on_disk[repo_path] = (st, blob.id)
+        ident = f"{author[0]} <{author[1]}>".encode()
+        for _attempt in range(_CAS_ATTEMPTS):
+            head = repo.refs.follow(b"HEAD")[1]
+            if head is not None:
+                parent = store[head]
+                assert isinstance(parent, Commit)
+                base_tree: bytes | Tree = parent.tree
+            else:
+                base_tree = Tree()  # an unborn branch: the first commit
+            # commit_tree_changes mutates a Tree object it is given: take the id first.
+            old_tree = base_tree if isinstance(base_tree, bytes) else base_tree.id
+            new_tree = commit_tree_changes(store, base_tree, changes)
+            if new_tree == old_tree:
+                return None
+            commit = Commit()
+            commit.tree = new_tree
+            commit.parents = [head] if head is not None else []
+            commit.author = commit.committer = ident
+            commit.author_time = commit.commit_time = int(time.time())
+            commit.author_timezone = commit.commit_timezone = _local_tz()
+            commit.encoding = b"UTF-8"
+            commit.message = msg.encode()
+            store.add_object(commit)
+            reflog = b"commit: " + msg.splitlines()[0].encode()
+            if head is None:
+                moved = repo.refs.add_if_new(_head_target(repo), commit.id, message=reflog)
+            else:
+                moved = repo.refs.set_if_equals(b"HEAD", head, commit.id, message=reflog)
+            if moved:
+                _refresh_index(repo, head, on_disk)
+                return commit.id.decode()
+            # Someone committed meanwhile: rebuild on top of theirs, never over it.
+        raise LooopbotError("HEAD kept moving while committing the beat; try again")
+    finally:
+        repo.close()
+
+
+def _head_target(repo: Repo) -> bytes:
+    raw = repo.refs.read_ref(b"HEAD") or b""
+    return raw[len(b"ref: ") :].strip() if raw.startswith(b"ref: ") else b"HEAD"
+
+
+def _refresh_index(
+    repo: Repo,
+    old_head: bytes | None,
+    on_disk: dict[bytes, tuple[os.stat_result, bytes] | None],
+) -> None:
+    """Move the index entries of the committed paths along with HEAD.
+
+    Only entries that matched the old HEAD (nothing staged there by the user) move; a path
+    the user had staged keeps its staged content. Without this, `git status` would show
+    every bot commit reversed as a staged change.
+    """
+    from dulwich.errors import NotTreeError
+    from dulwich.file import FileLocked
+    from dulwich.index import index_entry_from_stat
+    from dulwich.object_store import tree_lookup_path
+    from dulwich.objects import Commit
+
+    old_tree = None
+    if old_head is not None:
+        parent = repo.object_store[old_head]
+        assert isinstance(parent, Commit)
+        old_tree = parent.tree
+    try:
+        index = repo.open_index()
+    except FileNotFoundError:
+        return
+    changed = False
+    for path, now in on_disk.items():
+        old_sha: bytes | None = None
+        if old_tree is not None:
+            try:
+                old_sha = tree_lookup_path(repo.object_store.__getitem__, old_tree, path)[1]
+            except (KeyError, NotTreeError):
+                old_sha = None
+        try:
+            entry = index[path]
+        except KeyError:
+            entry = None
+        entry_sha = getattr(entry, "sha", None)
+        if entry_sha != old_sha:
+            continue  # the user staged something here: theirs stays staged
+        if now is None:
+            if entry is not None:
+                del index[path]
+                changed = True
+            continue
+        st, sha = now
+        index[path] = index_entry_from_stat(st, sha)
+        changed = True
+    if changed:
+        try:
+            index.write()
+        except FileLocked:
+            # A git command holds index.lock right now; the commit stands, and the next
+            # `git status` re-hashes the few paths whose index entries we could not move.
+            pass
+
+
+def _trailers(message: bytes) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in message.decode("utf-8", errors="replace").splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key in TRAILER_KEYS:
+            found[key] = value.strip()
+    return found
+
+
+@dataclass(frozen=True)
+class Beat:
+    commit: str
+    time: int
+    subject: str
+    trailers: dict[str, str]
+
+
+def history(dd: DataDir, limit: int) -> Iterator[Beat]:
+    """Beat commits, newest first, read from HEAD until `limit` are found."""
+    from dulwich.objects import Commit
+
+    if dd.repo_root is None:
+        return
+    repo = _open(dd)
+    try:
+        head = repo.refs.follow(b"HEAD")[1]
+        if head is None:
+            return
+        found = 0
+        for entry in repo.get_walker(include=[head]):
+            commit = entry.commit
+            assert isinstance(commit, Commit)
+            trailers = _trailers(commit.message)
+            if "Looopbot-Run" not in trailers:
+                continue
+            subject = commit.message.decode("utf-8", errors="replace").splitlines()[0]
+            yield Beat(commit.id.decode(), commit.commit_time, subject, trailers)
+            found += 1
+            if found >= limit:
+                return
+    finally:
+        repo.close()

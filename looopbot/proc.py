@@ -1,0 +1,330 @@
+"""THE subprocess helper: process groups, timeouts, output caps, clean environments.
+
+Every command looopbot runs (sensors, the runner, run_shell, git hooks of our own) goes
+through `run_many`/`run`, so timeouts, group kills and caps behave the same everywhere.
+
+It is one single-threaded loop over `selectors`: each child's pipes and, on Linux, a pidfd
+that becomes readable when the child exits. No threads and no polling sleeps, so a beat of
+ten trivial sensors costs little more than forking them.
+
+The group leader is never reaped before its group has been killed: until we `wait()` for it,
+it stays a zombie holding its PID, so `killpg(pid)` can never reach a stranger's group
+through PID reuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+# Variables that would make a child's git act on *our* repo instead of its own cwd (they are
+# set when looopbot runs from a git hook, for example).
+_GIT_LEAKS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+)
+
+KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL of a group that overran
+DRAIN_AFTER_EXIT_S = 1.0  # reading pipes that an escaped grandchild may hold open
+_CHUNK = 65536
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child: ours, minus git variables that would leak our repo."""
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LEAKS}
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to run and under which limits."""
+
+    argv: Sequence[str]
+    cwd: Path
+    env: Mapping[str, str]
+    timeout: float
+    stdin: bytes | None = None
+    # Exceeding this many stdout bytes kills the group and marks the result too_large.
+    stdout_limit: int | None = None
+    # Keep only the last N bytes of stdout (for output shown as a tail).
+    stdout_tail: int | None = None
+    merge_stderr: bool = False
+    stderr_tail: int = 1024
+    # Every byte of stdout and stderr is also appended here (the runner's output.log).
+    log: Path | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_code: int | None  # None when the process could not be started
+    stdout: bytes
+    stderr: bytes  # the tail
+    stdout_bytes: int  # all stdout seen, even beyond what was kept
+    timed_out: bool = False
+    too_large: bool = False
+    spawn_error: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.too_large
+
+
+@dataclass
+class _Job:
+    spec: Spec
+    proc: subprocess.Popen[bytes]
+    started: float
+    deadline: float
+    pidfd: int | None
+    log: IO[bytes] | None
+    out: bytearray = field(default_factory=bytearray)
+    err: bytearray = field(default_factory=bytearray)
+    out_total: int = 0
+    stdin_left: memoryview | None = None
+    open_pipes: int = 0
+    exited: bool = False  # the leader has exited (still unreaped)
+    drain_deadline: float | None = None
+    timed_out: bool = False
+    too_large: bool = False
+    term_at: float | None = None  # SIGTERM sent; SIGKILL follows after the grace
+
+
+def run(spec: Spec) -> Result:
+    return run_many([spec], concurrency=1)[0]
+
+
+def run_many(specs: Sequence[Spec], concurrency: int = 8) -> list[Result]:
+    """Run the commands, at most `concurrency` at once; results in the order given."""
+    results: list[Result | None] = [None] * len(specs)
+    queue = list(enumerate(specs))
+    queue.reverse()
+    running: dict[int, _Job] = {}
+    sel = selectors.DefaultSelector()
+    try:
+        while queue or running:
+            while queue and len(running) < max(1, concurrency):
+                idx, spec = queue.pop()
+                job_or_result = _start(spec, sel, idx)
+                if isinstance(job_or_result, Result):
+                    results[idx] = job_or_result
+                else:
+                    running[idx] = job_or_result
+            if not running:
+                continue
+            _step(sel, running, results)
+    finally:
+        for job in running.values():  # only on an exception: leave no orphans
+            _signal_group(job, signal.SIGKILL)
+            job.proc.wait()
+        sel.close()
+    return [r for r in results if r is not None]
+
+
+def _start(spec: Spec, sel: selectors.BaseSelector, idx: int) -> _Job | Result:
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(spec.argv),
+            cwd=spec.cwd,
+            env=dict(spec.env),
+            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if spec.merge_stderr else subprocess.PIPE,
+            start_new_session=True,  # its own process group (and off our terminal's Ctrl-C)
+        )
+    except OSError as exc:
+        return Result(exit_code=None, stdout=b"", stderr=b"", stdout_bytes=0, spawn_error=str(exc))
+    pidfd: int | None = None
+    if hasattr(os, "pidfd_open"):
+        with contextlib.suppress(OSError):
+            pidfd = os.pidfd_open(proc.pid)
+    log = spec.log.open("ab") if spec.log is not None else None
+    job = _Job(spec, proc, started, started + spec.timeout, pidfd, log)
+    assert proc.stdout is not None
+    for stream, kind in ((proc.stdout, "out"), (proc.stderr, "err")):
+        if stream is None:
+            continue
+        os.set_blocking(stream.fileno(), False)
+        sel.register(stream, selectors.EVENT_READ, (idx, kind))
+        job.open_pipes += 1
+    if proc.stdin is not None and spec.stdin is not None:
+        os.set_blocking(proc.stdin.fileno(), False)
+        job.stdin_left = memoryview(spec.stdin)
+        if job.stdin_left:
+            sel.register(proc.stdin, selectors.EVENT_WRITE, (idx, "in"))
+        else:
+            proc.stdin.close()
+    if pidfd is not None:
+        sel.register(pidfd, selectors.EVENT_READ, (idx, "exit"))
+    return job
+
+
+def _step(
+    sel: selectors.BaseSelector, running: dict[int, _Job], results: list[Result | None]
+) -> None:
+    now = time.monotonic()
+    wake = min(_next_wake(j) for j in running.values())
+    # Without a pidfd (not Linux) we must poll for the leader's exit.
+    if any(j.pidfd is None and not j.exited for j in running.values()):
+        wake = min(wake, now + 0.02)
+    for key, _mask in sel.select(timeout=max(0.0, wake - now)):
+        idx, kind = key.data
+        job = running[idx]
+        if kind == "in":
+            _feed(sel, job, key.fileobj)  # type: ignore[arg-type]
+        elif kind == "exit":
+            sel.unregister(key.fileobj)
+            _leader_exited(job)
+        else:
+            _read(sel, job, key.fileobj, kind)  # type: ignore[arg-type]
+    now = time.monotonic()
+    for idx, job in list(running.items()):
+        if job.pidfd is None and not job.exited and _exited_unreaped(job.proc.pid):
+            _leader_exited(job)
+        _enforce_deadlines(sel, job, now)
+        if job.exited and job.open_pipes == 0:
+            results[idx] = _finish(sel, job)
+            del running[idx]
+
+
+def _next_wake(job: _Job) -> float:
+    times = [job.deadline]
+    if job.term_at is not None:
+        times.append(job.term_at + KILL_GRACE_S)
+    if job.drain_deadline is not None:
+        times.append(job.drain_deadline)
+    return min(times)
+
+
+def _feed(sel: selectors.BaseSelector, job: _Job, stream: IO[bytes]) -> None:
+    assert job.stdin_left is not None
+    try:
+        n = os.write(stream.fileno(), job.stdin_left[:_CHUNK])
+        job.stdin_left = job.stdin_left[n:]
+    except BlockingIOError:
+        return
+    except (BrokenPipeError, ConnectionResetError):
+        job.stdin_left = job.stdin_left[:0]  # it stopped reading; that is its business
+    if not job.stdin_left:
+        sel.unregister(stream)
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def _read(sel: selectors.BaseSelector, job: _Job, stream: IO[bytes], kind: str) -> None:
+    try:
+        chunk = os.read(stream.fileno(), _CHUNK)
+    except BlockingIOError:
+        return
+    if not chunk:
+        sel.unregister(stream)
+        stream.close()
+        job.open_pipes -= 1
+        return
+    if job.log is not None:
+        job.log.write(chunk)
+    spec = job.spec
+    if kind == "err":
+        job.err += chunk
+        del job.err[: max(0, len(job.err) - spec.stderr_tail)]
+        return
+    job.out_total += len(chunk)
+    if spec.stdout_limit is not None and job.out_total > spec.stdout_limit:
+        if not job.too_large:
+            job.too_large = True
+            _signal_group(job, signal.SIGKILL)
+        return
+    job.out += chunk
+    if spec.stdout_tail is not None:
+        del job.out[: max(0, len(job.out) - spec.stdout_tail)]
+
+
+def _leader_exited(job: _Job) -> None:
+    job.exited = True
+    # Whatever the leader left behind in its group goes with it: a sensor or runner that
+    # forks a background process must not outlive its beat (or hold our pipes open).
+    _signal_group(job, signal.SIGKILL)
+    job.drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT_S
+
+
+def _enforce_deadlines(sel: selectors.BaseSelector, job: _Job, now: float) -> None:
+    if not job.exited and now >= job.deadline and job.term_at is None:
+        job.timed_out = True
+        job.term_at = now
+        _signal_group(job, signal.SIGTERM)
+    if job.term_at is not None and now >= job.term_at + KILL_GRACE_S:
+        _signal_group(job, signal.SIGKILL)
+    if job.drain_deadline is not None and now >= job.drain_deadline and job.open_pipes:
+        # A grandchild escaped the group (setsid) and holds our pipe: stop listening.
+        for stream in (job.proc.stdout, job.proc.stderr):
+            if stream is not None and not stream.closed:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(stream)
+                stream.close()
+        job.open_pipes = 0
+
+
+def _finish(sel: selectors.BaseSelector, job: _Job) -> Result:
+    code = job.proc.wait()
+    if job.pidfd is not None:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(job.pidfd)
+        os.close(job.pidfd)
+    if job.proc.stdin is not None and not job.proc.stdin.closed:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(job.proc.stdin)
+        with contextlib.suppress(OSError):
+            job.proc.stdin.close()
+    if job.log is not None:
+        job.log.close()
+    return Result(
+        exit_code=code,
+        stdout=bytes(job.out),
+        stderr=bytes(job.err),
+        stdout_bytes=job.out_total,
+        timed_out=job.timed_out,
+        too_large=job.too_large,
+        duration_s=time.monotonic() - job.started,
+    )
+
+
+def _signal_group(job: _Job, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(job.proc.pid, sig)
+
+
+def _exited_unreaped(pid: int) -> bool:
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def spawn_detached(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+    """Start a command that outlives us (a notification hook); nothing is waited for."""
+    subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

@@ -1,0 +1,59 @@
+"""Secrets never enter a commit (DESIGN §9): values of secret-named environment variables
+and common token shapes are replaced by `[redacted]` in everything a beat writes."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+MARK = "[redacted]"
+_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD", re.IGNORECASE)
+# Short values ("1", "true") would shred ordinary text; real secrets are longer.
+_MIN_VALUE_LEN = 8
+_SHAPES = (
+    r"ghp_[A-Za-z0-9]{20,}",
+    r"gh[ousr]_[A-Za-z0-9]{20,}",
+    r"github_pat_[A-Za-z0-9_]{20,}",
+    r"sk-[A-Za-z0-9_-]{20,}",
+    r"AKIA[0-9A-Z]{16}",
+    r"xox[abprs]-[A-Za-z0-9-]{10,}",
+)
+
+
+@lru_cache(maxsize=4)
+def _pattern(values: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = [re.escape(v) for v in sorted(values, key=len, reverse=True)]
+    return re.compile("|".join([*alternatives, *_SHAPES]))
+
+
+def secret_values(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    env = os.environ if env is None else env
+    return tuple(
+        sorted(
+            {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_VALUE_LEN}
+        )
+    )
+
+
+def redactor(env: Mapping[str, str] | None = None) -> Callable[[str], str]:
+    """A function that redacts secrets from text; build it once per beat, not per string."""
+    pattern = _pattern(secret_values(env))
+    return lambda text: pattern.sub(MARK, text)
+
+
+def redact(text: str, env: Mapping[str, str] | None = None) -> str:
+    return redactor(env)(text)
+
+
+def redact_value(value: Any, scrub: Callable[[str], str]) -> Any:
+    """Redact every string inside a JSON value (not its serialization, which escapes)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [redact_value(v, scrub) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): redact_value(v, scrub) for k, v in value.items()}
+    return value
