@@ -134,4 +134,3 @@ def notify(dd: DataDir, config: Config, message: str, nid: str | None) -> None:
         proc.spawn_detached(["bash", "-c", cmd], dd.root, env)
     except OSError as exc:
         raise LooopbotError(f"notify.command could not start: {exc}") from None
-

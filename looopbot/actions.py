@@ -194,7 +194,9 @@ def _field(action: str, name: str, kind: str, value: Any) -> Any:
             raise BadDecision(f"{where} must be a list of key names ({', '.join(KEYS)})")
         bad = [k for k in keys if k not in KEYS]
         if bad:
-            raise BadDecision(f"{where}: unknown key(s) {', '.join(bad)} (valid: {', '.join(KEYS)})")
+            raise BadDecision(
+                f"{where}: unknown key(s) {', '.join(bad)} (valid: {', '.join(KEYS)})"
+            )
         return tuple(keys)
     if not isinstance(value, str):
         raise BadDecision(f"{where} must be a string, got {_kind(value)} ({_usage(action)})")

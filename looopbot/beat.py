@@ -8,6 +8,7 @@ any point leaves nothing the next one cannot continue from.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -78,12 +79,12 @@ def sense_world(
     )
     snapshots.update(sense.system_snapshots(state.goal_acted, desired_mod.goal_ids(dd)))
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
-    return World(
-        desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired)
-    )
+    return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
 
 
-def held_by(dd: DataDir, config: Config, state: State, world: World, now: float) -> guards.Hold | None:
+def held_by(
+    dd: DataDir, config: Config, state: State, world: World, now: float
+) -> guards.Hold | None:
     """The guard holding this beat back; the ledger is read only when a budget is set."""
     spent = None
     if config.limits.max_daily_usd is not None:
@@ -136,7 +137,9 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
         else:
             from looopbot.decide import decide_and_act
 
-            state, result = decide_and_act(dd, config, state, world, now, run_id, changes, scrub)
+            state, result = decide_and_act(
+                dd, config, state, world, now=now, run_id=run_id, changes=changes, scrub=scrub
+            )
             # The action may have added a goal or acted on one: sys-goals follows now, in
             # this beat's commit, rather than as a commit of its own next beat.
             after = {**world.snapshots, **_system(dd, state)}
@@ -197,17 +200,17 @@ def commit(
     if not changes.paths:
         changes.done()
         return None
-    sha = commit_paths(dd, changes.paths, message(subject, trailers), author_identity(config.author))
+    sha = commit_paths(
+        dd, changes.paths, message(subject, trailers), author_identity(config.author)
+    )
     changes.done()
     return sha
 
 
 def _remember(dd: DataDir, result: BeatResult, now: float) -> None:
     record = {**result.public(), "run_id": result.run_id, "reason": result.reason, "at": now}
-    try:
+    with contextlib.suppress(OSError):  # only `status` reads it
         write_atomic(dd.scratch(LAST_BEAT), json.dumps(record))
-    except OSError:
-        pass  # only `status` reads it
 
 
 def dry_run(dd: DataDir, *, force: bool = False) -> BeatResult:

@@ -9,6 +9,7 @@ cache is only an accelerator (a stale or broken cache is re-derived from the fil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -134,10 +135,8 @@ def load(dd: DataDir) -> Config:
     if plain is None:
         plain = parse(raw_bytes.decode("utf-8", errors="replace"), CONFIG_NAME)
         # Best effort: a read-only checkout simply parses every time.
-        try:
+        with contextlib.suppress(OSError):
             write_atomic(cache, json.dumps({"v": _CACHE_VERSION, "digest": digest, "data": plain}))
-        except OSError:
-            pass
     return _build(plain, os.environ)
 
 
@@ -212,9 +211,7 @@ class _Checker:
             self.runner(runners, name, spec)
         if runner not in runners and runner not in PRESETS:
             known = sorted({*PRESETS, *runners})
-            raise self.fail(
-                doc, "runner", f"unknown runner '{runner}' (known: {', '.join(known)})"
-            )
+            raise self.fail(doc, "runner", f"unknown runner '{runner}' (known: {', '.join(known)})")
         merged = {**PRESETS.get(runner, {}), **(runners.get(runner) or {})}
         if not merged.get("tick"):
             raise self.fail(doc, "runner", f"runner '{runner}' has no 'tick' command")

@@ -52,6 +52,7 @@ def decide_and_act(
     config: Config,
     state: State,
     world: World,
+    *,
     now: float,
     run_id: str,
     changes: Changes,
@@ -97,8 +98,14 @@ def decide_and_act(
         )
         changes.append("journal.md", format_line(text, now))
         return state, BeatResult(
-            "failed", world.hash, run_id, reason=text, action=name, journal=text,
-            cost_usd=ran.cost_usd, error=error,
+            "failed",
+            world.hash,
+            run_id,
+            reason=text,
+            action=name,
+            journal=text,
+            cost_usd=ran.cost_usd,
+            error=error,
         )
     assert decision is not None
     text = scrub(decision.journal or summary(decision))
@@ -123,6 +130,11 @@ def decide_and_act(
     )
     changes.append("journal.md", format_line(text, now))
     return state, BeatResult(
-        "decided", world.hash, run_id, reason="decided", action=decision.name, journal=text,
+        "decided",
+        world.hash,
+        run_id,
+        reason="decided",
+        action=decision.name,
+        journal=text,
         cost_usd=ran.cost_usd,
     )

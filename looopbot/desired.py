@@ -15,7 +15,11 @@ def goal_ids(dd: DataDir) -> list[str]:
         names = os.listdir(dd.goals)
     except FileNotFoundError:
         return []
-    return sorted(n[:-3] for n in names if n.endswith(".md") and is_valid_id(n[:-3]) and (dd.goals / n).is_file())
+    return sorted(
+        n[:-3]
+        for n in names
+        if n.endswith(".md") and is_valid_id(n[:-3]) and (dd.goals / n).is_file()
+    )
 
 
 def read(dd: DataDir) -> dict[str, bytes]:

@@ -11,6 +11,7 @@ The two git libraries split by job, and this is the one place that says so:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -23,6 +24,8 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 
 if TYPE_CHECKING:
+    from dulwich.objects import ObjectID
+    from dulwich.refs import Ref
     from dulwich.repo import Repo
 
 TRAILER_KEYS = (
@@ -125,13 +128,14 @@ def commit_paths(
     """
     from dulwich.object_store import commit_tree_changes
     from dulwich.objects import Blob, Commit, Tree
+    from dulwich.refs import HEADREF
 
     check_committable(dd)
     repo = _open(dd)
     try:
         store = repo.object_store
-        changes: list[tuple[bytes, int | None, bytes | None]] = []
-        on_disk: dict[bytes, tuple[os.stat_result, bytes] | None] = {}
+        changes: list[tuple[bytes, int | None, ObjectID | None]] = []
+        on_disk: dict[bytes, tuple[os.stat_result, ObjectID] | None] = {}
         for rel in sorted(set(paths)):
             repo_path = dd.repo_path(rel).encode()
             full = dd.root / rel
@@ -150,11 +154,11 @@ def commit_paths(
             on_disk[repo_path] = (st, blob.id)
         ident = f"{author[0]} <{author[1]}>".encode()
         for _attempt in range(_CAS_ATTEMPTS):
-            head = repo.refs.follow(b"HEAD")[1]
+            head = repo.refs.follow(HEADREF)[1]
             if head is not None:
                 parent = store[head]
                 assert isinstance(parent, Commit)
-                base_tree: bytes | Tree = parent.tree
+                base_tree: ObjectID | Tree = parent.tree
             else:
                 base_tree = Tree()  # an unborn branch: the first commit
             # commit_tree_changes mutates a Tree object it is given: take the id first.
@@ -175,7 +179,7 @@ def commit_paths(
             if head is None:
                 moved = repo.refs.add_if_new(_head_target(repo), commit.id, message=reflog)
             else:
-                moved = repo.refs.set_if_equals(b"HEAD", head, commit.id, message=reflog)
+                moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
             if moved:
                 _refresh_index(repo, head, on_disk)
                 return commit.id.decode()
@@ -185,15 +189,17 @@ def commit_paths(
         repo.close()
 
 
-def _head_target(repo: Repo) -> bytes:
-    raw = repo.refs.read_ref(b"HEAD") or b""
-    return raw[len(b"ref: ") :].strip() if raw.startswith(b"ref: ") else b"HEAD"
+def _head_target(repo: Repo) -> Ref:
+    from dulwich.refs import HEADREF, Ref
+
+    raw = repo.refs.read_ref(HEADREF) or b""
+    return Ref(raw[len(b"ref: ") :].strip()) if raw.startswith(b"ref: ") else HEADREF
 
 
 def _refresh_index(
     repo: Repo,
-    old_head: bytes | None,
-    on_disk: dict[bytes, tuple[os.stat_result, bytes] | None],
+    old_head: ObjectID | None,
+    on_disk: dict[bytes, tuple[os.stat_result, ObjectID] | None],
 ) -> None:
     """Move the index entries of the committed paths along with HEAD.
 
@@ -240,12 +246,10 @@ def _refresh_index(
         index[path] = index_entry_from_stat(st, sha)
         changed = True
     if changed:
-        try:
+        # If a git command holds index.lock right now, the commit still stands and the
+        # next `git status` re-hashes the few paths whose entries we could not move.
+        with contextlib.suppress(FileLocked):
             index.write()
-        except FileLocked:
-            # A git command holds index.lock right now; the commit stands, and the next
-            # `git status` re-hashes the few paths whose index entries we could not move.
-            pass
 
 
 def _trailers(message: bytes) -> dict[str, str]:
@@ -268,12 +272,13 @@ class Beat:
 def history(dd: DataDir, limit: int) -> Iterator[Beat]:
     """Beat commits, newest first, read from HEAD until `limit` are found."""
     from dulwich.objects import Commit
+    from dulwich.refs import HEADREF
 
     if dd.repo_root is None:
         return
     repo = _open(dd)
     try:
-        head = repo.refs.follow(b"HEAD")[1]
+        head = repo.refs.follow(HEADREF)[1]
         if head is None:
             return
         found = 0

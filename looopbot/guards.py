@@ -19,7 +19,9 @@ COST_BLIND_RUNS = 3
 @dataclass(frozen=True)
 class Wake:
     decide: bool
-    reason: str  # "first beat", "world changed", "forced", "follow-up due", "noop aged", "unchanged"
+    reason: (
+        str  # "first beat", "world changed", "forced", "follow-up due", "noop aged", "unchanged"
+    )
 
 
 def wake(state: State, world: str, now: float, *, force: bool, noop_ttl: float) -> Wake:
@@ -44,7 +46,7 @@ def backoff_wait(failures: int) -> float:
     """min(60·2^(n-1), 300) seconds after the n-th consecutive failure."""
     if failures <= 0:
         return 0.0
-    return min(BACKOFF_BASE_S * 2 ** min(failures - 1, 16), BACKOFF_CAP_S)
+    return float(min(BACKOFF_BASE_S * 2 ** min(failures - 1, 16), BACKOFF_CAP_S))
 
 
 @dataclass(frozen=True)

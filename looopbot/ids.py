@@ -17,5 +17,7 @@ def is_valid_id(value: object) -> bool:
 
 
 def describe_bad_id(value: object) -> str:
-    shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40]) + "…"
+    shown = (
+        repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40]) + "…"
+    )
     return f"{shown} is not a valid id ({ID_RULE})"

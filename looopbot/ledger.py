@@ -21,8 +21,13 @@ class Row:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"ts": self.ts, "kind": self.kind, "id": self.id, "runner": self.runner,
-             "cost_usd": self.cost_usd},
+            {
+                "ts": self.ts,
+                "kind": self.kind,
+                "id": self.id,
+                "runner": self.runner,
+                "cost_usd": self.cost_usd,
+            },
             sort_keys=True,
         )
 
@@ -30,8 +35,13 @@ class Row:
 def _row(line: str) -> Row | None:
     try:
         d: Any = json.loads(line)
-        return Row(float(d["ts"]), str(d["kind"]), str(d["id"]), str(d["runner"]),
-                   None if d.get("cost_usd") is None else float(d["cost_usd"]))
+        return Row(
+            float(d["ts"]),
+            str(d["kind"]),
+            str(d["id"]),
+            str(d["runner"]),
+            None if d.get("cost_usd") is None else float(d["cost_usd"]),
+        )
     except (ValueError, KeyError, TypeError):
         return None  # a mangled row (a bad merge) is skipped, not fatal
 

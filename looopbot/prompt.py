@@ -88,7 +88,7 @@ JSON value; put what should wake the loop under "signal" and the rest under "det
 
 Write the decision as JSON to the file named by $LOOOPBOT_DECISION_FILE, or print it as the
 last thing you output, for example:
-{{"action": "noop", "reason": "nothing to do until the build finishes", "journal": "waiting for CI"}}
+{{"action": "noop", "reason": "waiting for the build to finish"}}
 
 Guardrails: never take an irreversible step (merge, deploy, delete data, spend money, post
 publicly) without a human: prepare it and use send_notification to ask. Ask rather than
@@ -97,7 +97,9 @@ fixed rather than reacted to.
 """
 
 
-def _snapshot_text(name: str, value: Any, goal_acted: Mapping[str, float | None], now: float) -> str:
+def _snapshot_text(
+    name: str, value: Any, goal_acted: Mapping[str, float | None], now: float
+) -> str:
     text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
     if name == "sys-goals" and goal_acted:
         ages = ", ".join(
@@ -115,8 +117,7 @@ def build(p: PromptInput) -> str:
         for gid, body in p.goals
     )
     readings = "\n".join(
-        f"--- snapshots/{name}.json\n"
-        + escape(_snapshot_text(name, value, p.goal_acted, p.now))
+        f"--- snapshots/{name}.json\n" + escape(_snapshot_text(name, value, p.goal_acted, p.now))
         for name, value in p.snapshots
     )
     sections: list[tuple[str, str]] = [

@@ -32,9 +32,7 @@ def _pattern(values: tuple[str, ...]) -> re.Pattern[str]:
 def secret_values(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     env = os.environ if env is None else env
     return tuple(
-        sorted(
-            {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_VALUE_LEN}
-        )
+        sorted({v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_VALUE_LEN})
     )
 
 

@@ -58,7 +58,9 @@ def clear_decision_file(dd: DataDir) -> None:
     except FileNotFoundError:
         pass
     except IsADirectoryError:
-        raise LooopbotError(f"{path} is a directory — remove it so runners can write decisions")
+        raise LooopbotError(
+            f"{path} is a directory — remove it so runners can write decisions"
+        ) from None
 
 
 def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
@@ -131,7 +133,9 @@ def _failure(result: proc.Result, stdout: str, config: Config) -> str | None:
     reported = runner_error(stdout)
     if result.exit_code != 0:
         tail = _last_lines(result.stderr.decode("utf-8", errors="replace")) or reported or ""
-        return f"runner '{name}' exited with code {result.exit_code}" + (f": {tail}" if tail else "")
+        return f"runner '{name}' exited with code {result.exit_code}" + (
+            f": {tail}" if tail else ""
+        )
     if reported is not None:
         return f"runner '{name}' reported an error: {reported}"
     return None

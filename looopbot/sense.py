@@ -124,15 +124,21 @@ def run_sensors(
     for s in sensors:
         prev = sensed.get(s.name)
         interval = s.interval
-        if honour_interval and interval and prev and prev.get("sha") == s.sha:
-            if now - float(prev.get("at", 0)) < interval:
-                old = read_bytes_or_none(dd.snapshots / f"{s.name}.json")
-                if old is not None:
-                    try:
-                        values[s.name] = json.loads(old)
-                        continue
-                    except ValueError:
-                        pass
+        fresh = (
+            honour_interval
+            and interval
+            and prev
+            and prev.get("sha") == s.sha
+            and now - float(prev.get("at", 0)) < interval
+        )
+        if fresh:
+            old = read_bytes_or_none(dd.snapshots / f"{s.name}.json")
+            if old is not None:
+                try:
+                    values[s.name] = json.loads(old)
+                    continue
+                except ValueError:
+                    pass
         due.append(s)
     env = proc.child_env({"LOOOPBOT_DATA_DIR": str(dd.root)})
     specs = [

@@ -54,7 +54,7 @@ def choose(prompt: str) -> dict[str, Any]:
     return {
         "action": "noop",
         "reason": "the example decider has nothing scripted for this world",
-        "journal": "example decider: noop — wire a real runner (claude, codex, gemini, pi) to decide",
+        "journal": "example decider: noop — wire a real runner (claude, codex, gemini, pi)",
     }
 
 

@@ -22,7 +22,9 @@ def template_files() -> list[tuple[str, bytes]]:
     """The starter data repo shipped inside the package: (relative path, bytes)."""
     root = resources.files("looopbot") / "templates"
     if not root.is_dir():
-        raise LooopbotError("looopbot's templates are missing from this install — reinstall looopbot")
+        raise LooopbotError(
+            "looopbot's templates are missing from this install — reinstall looopbot"
+        )
     out: list[tuple[str, bytes]] = []
 
     def walk(node: Traversable, prefix: str) -> None:
@@ -52,7 +54,9 @@ def _with_runner(raw: bytes, runner: str) -> bytes:
 
 def init(args: argparse.Namespace) -> int:
     if args.runner not in PRESETS:
-        raise LooopbotError(f"unknown runner '{args.runner}' (presets: {', '.join(sorted(PRESETS))})")
+        raise LooopbotError(
+            f"unknown runner '{args.runner}' (presets: {', '.join(sorted(PRESETS))})"
+        )
     if args.github:
         raise LooopbotError("--github is not available in this version of looopbot")
     target = Path(args.dir or ".").resolve()
@@ -74,9 +78,8 @@ def init(args: argparse.Namespace) -> int:
         if dd.path(rel).exists():
             kept.append(rel)
             continue
-        if rel == "looopbot.yaml":
-            data = _with_runner(data, args.runner)
-        changes.write(rel, data, mode=0o755 if rel.startswith("sensors/") else None)
+        body = _with_runner(data, args.runner) if rel == "looopbot.yaml" else data
+        changes.write(rel, body, mode=0o755 if rel.startswith("sensors/") else None)
         written.append(rel)
     load(dd)  # the config we leave behind must load (an adopted one too)
     sha = commit(

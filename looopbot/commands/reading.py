@@ -34,6 +34,7 @@ def history(args: argparse.Namespace) -> int:
     from looopbot.gitstore import history as beats
 
     dd = locate(args.data_dir)
+    found = list(beats(dd, max(0, args.n)))
     rows = [
         {
             "commit": b.commit,
@@ -47,14 +48,15 @@ def history(args: argparse.Namespace) -> int:
             if "Looopbot-Cost-USD" in b.trailers
             else None,
         }
-        for b in beats(dd, max(0, args.n))
+        for b in found
     ]
     if args.json:
         print(json.dumps({"beats": rows}))
         return EXIT_OK
-    for r in rows:
-        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["time"]))
-        print(f"{r['commit'][:10]} {stamp} {r['outcome']:<9} {r['subject']}")
+    for b in found:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.time))
+        outcome = b.trailers.get("Looopbot-Outcome", "")
+        print(f"{b.commit[:10]} {stamp} {outcome:<9} {b.subject}")
     return EXIT_OK
 
 
@@ -63,8 +65,8 @@ def prompt(args: argparse.Namespace) -> int:
     from looopbot import desired, sense
     from looopbot import state as state_mod
     from looopbot.beat import World
-    from looopbot.decide import prompt_input
     from looopbot.config import load
+    from looopbot.decide import prompt_input
     from looopbot.prompt import build
     from looopbot.world import desired_hash, wake_signal, world_hash
 

@@ -64,16 +64,22 @@ def status(args: argparse.Namespace) -> int:
     print(f"data dir   {doc['data_dir']}  (runner: {doc['runner']})")
     if last:
         ago = int(now - float(last.get("at", now)))
-        print(f"last beat  {ago}s ago: {last.get('outcome')} — {last.get('journal') or last.get('reason')}")
+        what = last.get("journal") or last.get("reason")
+        print(f"last beat  {ago}s ago: {last.get('outcome')} — {what}")
     else:
         print("last beat  (none on this machine yet)")
     if st.decided_at:
-        print(f"decided    {int(now - st.decided_at)}s ago: {st.decided_action} (world {str(st.decided_hash)[:12]})")
+        ago = int(now - st.decided_at)
+        world = str(st.decided_hash)[:12]
+        print(f"decided    {ago}s ago: {st.decided_action} (world {world})")
     if st.failures:
         wait = f", retry in {int(doc['backoff_until'] - now)}s" if doc["backoff_until"] else ""
         print(f"failures   {st.failures} in a row{wait}: {st.failure}")
-    budget = f" of ${config.limits.max_daily_usd:.2f}" if config.limits.max_daily_usd is not None else ""
-    print(f"spend      ${spent:.4f} today{budget}; {doc['decides_last_hour']} runner calls in the last hour")
+    budget = (
+        f" of ${config.limits.max_daily_usd:.2f}" if config.limits.max_daily_usd is not None else ""
+    )
+    calls = doc["decides_last_hour"]
+    print(f"spend      ${spent:.4f} today{budget}; {calls} runner calls in the last hour")
     print(f"goals      {', '.join(doc['goals']) or '(none)'}")
     print(f"workers    {len(doc['workers'])}   claims {len(doc['claims'])}")
     if problem:

@@ -66,7 +66,9 @@ def goal(args: argparse.Namespace) -> int:
         rows = []
         for gid, body in desired.goals_of(desired.read(dd)):
             first = body.split("\n", 1)[0]
-            rows.append({"id": gid, "goal": first[5:].strip() if first.startswith("goal:") else first})
+            rows.append(
+                {"id": gid, "goal": first[5:].strip() if first.startswith("goal:") else first}
+            )
         if args.json:
             print(json.dumps({"goals": rows}))
         else:
@@ -89,14 +91,24 @@ def playbook(args: argparse.Namespace) -> int:
 def sensor(args: argparse.Namespace) -> int:
     dd = locate(args.data_dir)
     if args.verb == "write":
-        apply(dd, {"action": "write_sensor", "name": args.name,
-                   "script": _text(args.script, "the script")})
+        apply(
+            dd,
+            {
+                "action": "write_sensor",
+                "name": args.name,
+                "script": _text(args.script, "the script"),
+            },
+        )
         return EXIT_OK
     sensors = sense.discover(dd)
     if args.verb == "list":
         rows = [
-            {"name": s.name.removeprefix("sensor-"), "path": f"sensors/{s.path.name}",
-             "interval": s.interval, "executable": s.argv()[0] != "bash"}
+            {
+                "name": s.name.removeprefix("sensor-"),
+                "path": f"sensors/{s.path.name}",
+                "interval": s.interval,
+                "executable": s.argv()[0] != "bash",
+            }
             for s in sensors
         ]
         if args.json:

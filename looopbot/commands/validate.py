@@ -40,7 +40,9 @@ def check(dd: DataDir) -> list[Problem]:
         problems.append(Problem(CONFIG_NAME, 1, "missing — run 'looopbot init'"))
     playbook = dd.playbook
     if not playbook.is_file() or not playbook.read_text(errors="replace").strip():
-        problems.append(Problem("PLAYBOOK.md", 1, "missing or empty: the loop has no judgment to go on"))
+        problems.append(
+            Problem("PLAYBOOK.md", 1, "missing or empty: the loop has no judgment to go on")
+        )
     problems += _goals(dd)
     problems += _sensors(dd)
     return problems
@@ -56,7 +58,11 @@ def _goals(dd: DataDir) -> list[Problem]:
         path = f"goals/{name}"
         if (dd.goals / name).is_dir():
             if name != "archive":
-                out.append(Problem(path, 1, "sub-folders of goals/ are ignored (only goals/archive/ is known)"))
+                out.append(
+                    Problem(
+                        path, 1, "sub-folders of goals/ are ignored (only goals/archive/ is known)"
+                    )
+                )
             continue
         if not name.endswith(".md"):
             out.append(Problem(path, 1, "not a goal: goals are goals/<id>.md"))
@@ -86,7 +92,10 @@ def _sensors(dd: DataDir) -> list[Problem]:
         elif not name.endswith(".sh") and not name.startswith("."):
             out.append(Problem(f"sensors/{name}", 1, "ignored: sensors are sensors/<name>.sh"))
     bash_scripts = [
-        s for s in discover(dd) if not s.script.startswith(b"#!") or b"bash" in s.script.split(b"\n", 1)[0]
+        s
+        for s in discover(dd)
+        if not s.script.startswith(b"#!")
+        or b"bash" in s.script.split(b"\n", 1)[0]
         or b"/sh" in s.script.split(b"\n", 1)[0]
     ]
     specs = [

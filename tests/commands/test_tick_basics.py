@@ -1,0 +1,105 @@
+"""The beat end to end through the installed CLI: decide, skip, wake."""
+
+from __future__ import annotations
+
+from conftest import NOOP, Repo
+
+
+def test_first_beat_decides_and_commits_with_trailers(repo: Repo) -> None:
+    repo.decide(
+        {
+            "action": "write_goal",
+            "id": "ship",
+            "body": "goal: ship it\n",
+            "journal": "added the ship goal",
+        }
+    )
+    before = repo.head()
+    r = repo.tick()
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert doc["outcome"] == "decided" and doc["action"] == "write_goal"
+    assert doc["journal"] == "added the ship goal"
+    assert doc["commit"] == repo.head() != before
+    t = repo.trailers()
+    assert t["Looopbot-Outcome"] == "decided"
+    assert t["Looopbot-Action"] == "write_goal"
+    assert t["Looopbot-World"] == doc["world_hash"]
+    assert t["Looopbot-Run"]
+    assert repo.git("log", "-1", "--format=%an <%ae>").strip() == (
+        "looopbot <looopbot@users.noreply.github.com>"
+    )
+    assert repo.git("log", "-1", "--format=%s").startswith(
+        "looopbot: write_goal · added the ship goal"
+    )
+    assert repo.read("goals/ship.md") == "goal: ship it\n"
+    assert "added the ship goal" in repo.read("journal.md").splitlines()[-1]
+    # exactly what the beat wrote, nothing else
+    changed = set(repo.git("show", "--name-only", "--format=", "HEAD").split())
+    assert "goals/ship.md" in changed and "journal.md" in changed
+    assert changed <= {
+        "goals/ship.md",
+        "journal.md",
+        ".looopbot/state.json",
+        ".looopbot/cost.jsonl",
+        "snapshots/sys-goals.json",
+        "snapshots/sys-claims.json",
+        "snapshots/sys-workers.json",
+    }
+    assert repo.status_porcelain() == ""
+
+
+def test_unchanged_world_makes_no_runner_call_and_no_commit(repo: Repo) -> None:
+    repo.decide(NOOP)
+    assert repo.tick().code == 0
+    head, calls = repo.head(), repo.calls()
+    for _ in range(3):
+        r = repo.tick()
+        assert r.code == 0
+        assert r.json()["outcome"] == "unchanged"
+        assert r.json()["commit"] is None
+    assert repo.calls() == calls == 1
+    assert repo.head() == head
+    assert repo.status_porcelain() == ""
+
+
+def test_detail_only_change_does_not_wake_but_signal_change_does(repo: Repo) -> None:
+    counter = repo.root.parent / "n"
+    counter.write_text("0")
+    repo.sensor(
+        "build",
+        f"""#!/usr/bin/env bash
+n=$(( $(cat {counter}) + 1 )); echo $n > {counter}
+echo "{{\\"signal\\": {{\\"status\\": \\"$(cat {repo.root.parent}/status 2>/dev/null || echo green)\\"}}, \\"detail\\": {{\\"run\\": $n}}}}"
+""",
+    )
+    repo.decide(NOOP)
+    assert repo.tick().json()["outcome"] == "decided"
+    r = repo.tick()  # detail changed (run 2), signal did not
+    assert r.json()["outcome"] == "unchanged"
+    assert r.json()["commit"] is not None, "a detail change is a real change: committed"
+    assert repo.trailers()["Looopbot-Outcome"] == "unchanged"
+    assert repo.calls() == 1
+    (repo.root.parent / "status").write_text("red")
+    repo.decide(NOOP)
+    r = repo.tick()
+    assert r.json()["outcome"] == "decided"
+    assert repo.calls() == 2
+    assert '"green"' in repo.prompts()[-1] and '"red"' in repo.prompts()[-1]
+    assert "snapshots/sensor-build.json: signal" in repo.prompts()[-1]
+
+
+def test_force_decides_on_an_unchanged_world(repo: Repo) -> None:
+    repo.decide(NOOP, NOOP)
+    repo.tick()
+    assert repo.tick().json()["outcome"] == "unchanged"
+    assert repo.tick("--force").json()["outcome"] == "decided"
+    assert repo.calls() == 2
+
+
+def test_follow_up_wakes_when_due(repo: Repo) -> None:
+    repo.decide({**NOOP, "next_interval_s": 1})  # clamped up to 5 s
+    repo.tick()
+    st = repo.state()
+    assert 4.9 < st["follow_up_at"] - st["decided_at"] < 5.1
+    assert repo.tick().json()["outcome"] == "unchanged"

@@ -1,0 +1,170 @@
+"""Shared fixtures: real git repos in tmp dirs and the real CLI as a subprocess.
+
+Tests never touch the network, the developer's $HOME or git config: every subprocess gets
+a private HOME, GIT_CONFIG_NOSYSTEM and fixed identities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS = Path(__file__).parent
+BIN = Path(sys.executable).parent / "looopbot"
+FAKE_RUNNER = f"{sys.executable} {TESTS / 'fake_runner.py'}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for k, v in {
+        "GIT_AUTHOR_NAME": "Test Human",
+        "GIT_AUTHOR_EMAIL": "human@example.invalid",
+        "GIT_COMMITTER_NAME": "Test Human",
+        "GIT_COMMITTER_EMAIL": "human@example.invalid",
+    }.items():
+        monkeypatch.setenv(k, v)
+    for k in list(os.environ):
+        if k.startswith("LOOOPBOT_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("TZ", "UTC")
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Repo:
+    """A data repo made by the real `looopbot init`, wired to the scripted runner."""
+
+    root: Path
+    fake: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+    ) -> Run:
+        full_env = {**os.environ, **self.env, **(env or {})}
+        proc = subprocess.run(
+            [str(BIN), "-C", str(self.root), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            check=False,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def tick(self, *args: str, **kw: Any) -> Run:
+        return self.run("tick", "--json", *args, **kw)
+
+    def queue(self, *steps: dict[str, Any]) -> None:
+        """Queue runner answers; each is {stdout, stderr, exit, decision_file, sleep}."""
+        q = self.fake / "queue"
+        q.mkdir(parents=True, exist_ok=True)
+        start = len(list(q.iterdir())) + len(self.prompts())
+        for i, step in enumerate(steps):
+            (q / f"{start + i:04d}.json").write_text(json.dumps(step))
+
+    def decide(self, *decisions: dict[str, Any]) -> None:
+        """Queue decisions printed on stdout, the way a plain runner answers."""
+        self.queue(*({"stdout": json.dumps(d)} for d in decisions))
+
+    def prompts(self) -> list[str]:
+        d = self.fake / "prompts"
+        return [p.read_text() for p in sorted(d.iterdir())] if d.exists() else []
+
+    def calls(self) -> int:
+        return len(self.prompts())
+
+    def sensor(self, name: str, script: str, executable: bool = True) -> None:
+        path = self.root / "sensors" / f"{name}.sh"
+        path.write_text(script)
+        path.chmod(0o755 if executable else 0o644)
+
+    def write(self, rel: str, text: str) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def read(self, rel: str) -> str:
+        return (self.root / rel).read_text()
+
+    def git(self, *args: str, check: bool = True) -> str:
+        return git(self.root, *args, check=check)
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD").strip()
+
+    def commits(self) -> int:
+        return int(self.git("rev-list", "--count", "HEAD").strip())
+
+    def trailers(self, rev: str = "HEAD") -> dict[str, str]:
+        out = self.git("log", "-1", "--format=%(trailers:only,unfold)", rev)
+        pairs = (line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        return {k: v for k, v in pairs}
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.read(".looopbot/state.json"))
+
+    def status_porcelain(self) -> str:
+        return self.git("status", "--porcelain")
+
+
+def make_repo(tmp_path: Path, *, sensors: bool = False) -> Repo:
+    root = tmp_path / "data"
+    fake = tmp_path / "fake"
+    proc = subprocess.run(
+        [str(BIN), "init", str(root), "--runner", "example"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    repo = Repo(
+        root, fake, env={"FAKE_RUNNER_DIR": str(fake), "LOOOPBOT_TICK_COMMAND": FAKE_RUNNER}
+    )
+    if not sensors:
+        # The seeded date sensor would make tests depend on the calendar.
+        (root / "sensors" / "today.sh").unlink()
+        repo.git("rm", "-q", "--cached", "sensors/today.sh")
+        repo.git("commit", "-qm", "tests: no date sensor")
+    return repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Repo]:
+    yield make_repo(tmp_path)
+
+
+NOOP = {"action": "noop", "reason": "nothing to do"}
