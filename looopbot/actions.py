@@ -13,6 +13,7 @@ from typing import Any
 
 from looopbot.errors import LooopbotError
 from looopbot.ids import describe_bad_id, is_valid_id
+from looopbot.text import one_line
 
 BODY_CAP = 64 * 1024
 MESSAGE_CAP = 4 * 1024
@@ -181,7 +182,7 @@ def parse_decision(obj: Any, allowed: frozenset[str] | None = None) -> Decision:
     return Decision(
         action=cls(**values),
         name=name,
-        journal=one_line(journal) if journal else None,
+        journal=one_line(journal, JOURNAL_CAP) if journal else None,
         next_interval_s=follow,
     )
 
@@ -224,11 +225,6 @@ def check_body(value: str, where: str) -> None:
         raise BadDecision(f"{where} is {len(value.encode())} bytes, over the {BODY_CAP} cap")
     if "\0" in value:
         raise BadDecision(f"{where} contains a NUL byte")
-
-
-def one_line(text: str, cap: int = JOURNAL_CAP) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= cap else flat[: cap - 1] + "…"
 
 
 def summary(decision: Decision) -> str:

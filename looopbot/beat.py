@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import time
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from looopbot import desired as desired_mod
 from looopbot import guards, ledger, sense
@@ -36,8 +34,7 @@ if TYPE_CHECKING:
 LAST_BEAT = "last-beat.json"  # local scratch: what the last beat did, for `status`
 
 
-@dataclass(frozen=True)
-class BeatResult:
+class BeatResult(NamedTuple):
     outcome: str  # decided | unchanged | failed | backoff | capped | budget | dry-run
     world_hash: str
     run_id: str
@@ -52,15 +49,14 @@ class BeatResult:
     def public(self) -> dict[str, Any]:
         """The stable `tick --json` document."""
         keys = ("outcome", "action", "journal", "world_hash", "commit", "cost_usd", "error")
-        return {k: asdict(self)[k] for k in keys}
+        return {k: getattr(self, k) for k in keys}
 
 
 def new_run_id(now: float) -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + os.urandom(3).hex()
 
 
-@dataclass(frozen=True)
-class World:
+class World(NamedTuple):
     """What SENSE and DIFF found."""
 
     desired: dict[str, bytes]
@@ -101,7 +97,7 @@ def held_by(
 
 def run_beat(dd: DataDir, *, force: bool = False) -> BeatResult:
     """One beat, under the lock. Raises LockHeld (75) or LooopbotError for a broken setup."""
-    from looopbot.gitstore import check_committable
+    from looopbot.gitstate import check_committable
     from looopbot.lock import beat_lock
 
     with beat_lock(dd):
@@ -126,7 +122,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     world = sense_world(dd, config, state, now)
     changed_snapshots = _write_snapshots(dd, changes, world)
     # DIFF
-    state = replace(state, streaks=guards.update_streaks(state.streaks, world.signals))
+    state = state._replace(streaks=guards.update_streaks(state.streaks, world.signals))
     wake = guards.wake(state, world.hash, now, force=force, noop_ttl=config.limits.noop_ttl)
     outcome, reason = ("unchanged", wake.reason)
     result: BeatResult | None = None
@@ -143,7 +139,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
             # The action may have added a goal or acted on one: sys-goals follows now, in
             # this beat's commit, rather than as a commit of its own next beat.
             after = {**world.snapshots, **_system(dd, state)}
-            changed_snapshots += _write_snapshots(dd, changes, replace(world, snapshots=after))
+            changed_snapshots += _write_snapshots(dd, changes, world._replace(snapshots=after))
     if result is None:
         subject = "snapshots " + ", ".join(changed_snapshots) if changed_snapshots else reason
         result = BeatResult(outcome, world.hash, run_id, reason=reason)
@@ -152,7 +148,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     for note in notes:
         changes.append("journal.md", format_line(scrub(note), now))
     changes.write(".looopbot/state.json", state.to_json())
-    result = replace(result, commit=_commit(dd, config, changes, result, subject))
+    result = result._replace(commit=_commit(dd, config, changes, result, subject))
     _remember(dd, result, now)
     return result
 
@@ -176,6 +172,9 @@ def _write_snapshots(dd: DataDir, changes: Changes, world: World) -> list[str]:
 def _commit(
     dd: DataDir, config: Config, changes: Changes, result: BeatResult, subject: str
 ) -> str | None:
+    if not changes.paths:  # a quiet beat: no commit, and no git library loaded
+        changes.done()
+        return None
     from looopbot.gitstore import Trailers
 
     decided = result.outcome == "decided"
@@ -210,7 +209,7 @@ def commit(
 def _remember(dd: DataDir, result: BeatResult, now: float) -> None:
     record = {**result.public(), "run_id": result.run_id, "reason": result.reason, "at": now}
     with contextlib.suppress(OSError):  # only `status` reads it
-        write_atomic(dd.scratch(LAST_BEAT), json.dumps(record))
+        write_atomic(dd.scratch(LAST_BEAT), json.dumps(record), durable=False)
 
 
 def dry_run(dd: DataDir, *, force: bool = False) -> BeatResult:

@@ -9,27 +9,109 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from looopbot import __version__
 from looopbot.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, LooopbotError
 
 
-def _add(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, target: str, help_: str
-) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help_, description=help_)
-    p.set_defaults(target=target)
-    return p
-
-
 def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def parser() -> argparse.ArgumentParser:
+def _init(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", default=None, help="where (default: the current dir)")
+    p.add_argument("--runner", default="example", help="claude, codex, gemini, pi or example")
+    p.add_argument("--github", action="store_true", help="also install the GitHub workflows")
+
+
+def _tick(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="decide even if nothing changed")
+    p.add_argument("--dry-run", action="store_true", help="sense and show, change nothing")
+    p.add_argument("--push", action="store_true", help="push the beat commit (not yet available)")
+    _json(p)
+
+
+def _run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--interval", type=float, help="seconds between beats (limits.interval)")
+    p.add_argument("--max-beats", type=int, help="stop after this many beats")
+
+
+def _journal(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+
+
+def _history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", type=int, default=20, metavar="N", help="how many beats (20)")
+    _json(p)
+
+
+def _nothing(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _cost(p: argparse.ArgumentParser) -> None:
+    p.add_argument("period", nargs="?", choices=("today", "all"), default="all")
+    _json(p)
+
+
+def _goal(p: argparse.ArgumentParser) -> None:
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _json(verbs.add_parser("list", help="list the goals"))
+    g = verbs.add_parser("write", help="write goals/ID.md (BODY, or - for stdin)")
+    g.add_argument("id")
+    g.add_argument("body", nargs="?", default="-")
+    verbs.add_parser("archive", help="move goals/ID.md to goals/archive/").add_argument("id")
+
+
+def _playbook(p: argparse.ArgumentParser) -> None:
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    g = verbs.add_parser("write", help="replace PLAYBOOK.md (BODY, or - for stdin)")
+    g.add_argument("body", nargs="?", default="-")
+
+
+def _sensor(p: argparse.ArgumentParser) -> None:
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _json(verbs.add_parser("list", help="list the sensors"))
+    g = verbs.add_parser("write", help="write sensors/NAME.sh (SCRIPT, or - for stdin)")
+    g.add_argument("name")
+    g.add_argument("script", nargs="?", default="-")
+    g = verbs.add_parser("run", help="run sensors now and print their snapshots (writes nothing)")
+    g.add_argument("name", nargs="?")
+
+
+def _example(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--worker", metavar="PROMPT_FILE", help=argparse.SUPPRESS)
+
+
+Configure = Callable[[argparse.ArgumentParser], None]
+
+# name -> (module:function, help, arguments)
+COMMANDS: dict[str, tuple[str, str, Configure]] = {
+    "init": ("init:init", "make (or adopt) a data repo with starter files", _init),
+    "tick": ("tick:tick", "run one beat", _tick),
+    "run": ("run:run", "run beats in the foreground until interrupted", _run),
+    "status": ("status:status", "last beat, outcome, guards, goals", _json),
+    "journal": ("reading:journal", "print the journal", _journal),
+    "history": ("reading:history", "the beats in git history, with trailers", _history),
+    "prompt": ("reading:prompt", "print the prompt the next decision would get", _nothing),
+    "cost": ("reading:cost", "spend by day and runner", _cost),
+    "goal": ("steer:goal", "list, write or archive goals by hand", _goal),
+    "playbook": ("steer:playbook", "replace PLAYBOOK.md by hand", _playbook),
+    "sensor": ("steer:sensor", "list, write or run sensors", _sensor),
+    "validate": ("validate:validate", "check config, goals, sensors and ids", _json),
+    "example-decider": (
+        "example:example_decider",
+        "the offline example runner (reads a prompt on stdin, writes one decision)",
+        _example,
+    ),
+}
+
+
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `only`, just that command's (argparse is slow to build
+    and an unchanged `tick` should not pay for every other command's arguments)."""
     top = argparse.ArgumentParser(
         prog="looopbot",
         description="A control loop for ongoing work whose whole memory is a git repository.",
@@ -42,78 +124,33 @@ def parser() -> argparse.ArgumentParser:
         help="the data dir (default: $LOOOPBOT_DATA_DIR, else the nearest looopbot.yaml upward)",
     )
     sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = _add(sub, "init", "init:init", "make (or adopt) a data repo with starter files")
-    p.add_argument("dir", nargs="?", default=None, help="where (default: the current dir)")
-    p.add_argument("--runner", default="example", help="claude, codex, gemini, pi or example")
-    p.add_argument("--github", action="store_true", help="also install the GitHub workflows")
-
-    p = _add(sub, "tick", "tick:tick", "run one beat")
-    p.add_argument("--force", action="store_true", help="decide even if nothing changed")
-    p.add_argument("--dry-run", action="store_true", help="sense and show, change nothing")
-    p.add_argument("--push", action="store_true", help="push the beat commit (not yet available)")
-    _json(p)
-
-    p = _add(sub, "run", "run:run", "run beats in the foreground until interrupted")
-    p.add_argument("--interval", type=float, help="seconds between beats (limits.interval)")
-    p.add_argument("--max-beats", type=int, help="stop after this many beats")
-
-    p = _add(sub, "status", "status:status", "last beat, outcome, guards, goals")
-    _json(p)
-
-    p = _add(sub, "journal", "reading:journal", "print the journal")
-    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
-
-    p = _add(sub, "history", "reading:history", "the beats in git history, with trailers")
-    p.add_argument("-n", type=int, default=20, metavar="N", help="how many beats (20)")
-    _json(p)
-
-    _add(sub, "prompt", "reading:prompt", "print the prompt the next decision would get")
-
-    p = _add(sub, "cost", "reading:cost", "spend by day and runner")
-    p.add_argument("period", nargs="?", choices=("today", "all"), default="all")
-    _json(p)
-
-    p = _add(sub, "goal", "steer:goal", "list, write or archive goals by hand")
-    gsub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    g = gsub.add_parser("list", help="list the goals")
-    _json(g)
-    g = gsub.add_parser("write", help="write goals/ID.md (BODY, or - for stdin)")
-    g.add_argument("id")
-    g.add_argument("body", nargs="?", default="-")
-    g = gsub.add_parser("archive", help="move goals/ID.md to goals/archive/")
-    g.add_argument("id")
-
-    p = _add(sub, "playbook", "steer:playbook", "replace PLAYBOOK.md by hand")
-    psub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    g = psub.add_parser("write", help="replace PLAYBOOK.md (BODY, or - for stdin)")
-    g.add_argument("body", nargs="?", default="-")
-
-    p = _add(sub, "sensor", "steer:sensor", "list, write or run sensors")
-    ssub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    g = ssub.add_parser("list", help="list the sensors")
-    _json(g)
-    g = ssub.add_parser("write", help="write sensors/NAME.sh (SCRIPT, or - for stdin)")
-    g.add_argument("name")
-    g.add_argument("script", nargs="?", default="-")
-    g = ssub.add_parser("run", help="run sensors now and print their snapshots (writes nothing)")
-    g.add_argument("name", nargs="?")
-
-    p = _add(sub, "validate", "validate:validate", "check config, goals, sensors and ids")
-    _json(p)
-
-    p = _add(
-        sub,
-        "example-decider",
-        "example:example_decider",
-        "the offline example runner (reads a prompt on stdin, writes one decision)",
-    )
-    p.add_argument("--worker", metavar="PROMPT_FILE", help=argparse.SUPPRESS)
+    for name, (target, help_, configure) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(target=target)
+        configure(p)
     return top
 
 
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command named in argv, skipping the global options; None if none is known."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-C", "--data-dir"):
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser(only=_command_word(argv)).parse_args(argv)
     module, _, func = str(args.target).partition(":")
     try:
         command = getattr(importlib.import_module(f"looopbot.commands.{module}"), func)
@@ -133,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _crash(args: argparse.Namespace) -> int:
     """An unexpected error is a bug: keep the traceback where the user can send it to us."""
+    import traceback
+
     text = traceback.format_exc()
     log: Path | None = None
     try:

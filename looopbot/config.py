@@ -14,9 +14,8 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from looopbot.datadir import CONFIG_NAME, DataDir
 from looopbot.errors import LooopbotError
@@ -67,8 +66,7 @@ _RUNNER_KEYS = ("tick", "worker", "cost")
 _COST_KEYS = ("type", "pointer", "mode")
 
 
-@dataclass(frozen=True)
-class CostSpec:
+class CostSpec(NamedTuple):
     """Where a runner's cost is in its JSON output: events whose "type" equals `type`
     (any JSON object when None), read at the RFC 6901 `pointer`; `sum` adds every hit,
     `total` takes the last."""
@@ -78,8 +76,7 @@ class CostSpec:
     type: str | None = None
 
 
-@dataclass(frozen=True)
-class Runner:
+class Runner(NamedTuple):
     name: str
     tick: str
     worker: str
@@ -88,12 +85,11 @@ class Runner:
     @property
     def wiring(self) -> str:
         """A fingerprint of how cost is read; a change re-opens a fail-closed budget."""
-        raw = json.dumps([self.tick, self.cost and vars(self.cost)], sort_keys=True)
+        raw = json.dumps([self.tick, self.cost and self.cost._asdict()], sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     interval: float
     sensor_timeout: float
     sensor_max_bytes: int
@@ -113,8 +109,7 @@ class Limits:
     allowed_actions: frozenset[str]
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     runner: Runner
     limits: Limits
     notify_command: str | None
@@ -136,7 +131,8 @@ def load(dd: DataDir) -> Config:
         plain = parse(raw_bytes.decode("utf-8", errors="replace"), CONFIG_NAME)
         # Best effort: a read-only checkout simply parses every time.
         with contextlib.suppress(OSError):
-            write_atomic(cache, json.dumps({"v": _CACHE_VERSION, "digest": digest, "data": plain}))
+            cached = {"v": _CACHE_VERSION, "digest": digest, "data": plain}
+            write_atomic(cache, json.dumps(cached), durable=False)
     return _build(plain, os.environ)
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from looopbot.errors import LooopbotError
 
 CONFIG_NAME = "looopbot.yaml"
 
 
-@dataclass(frozen=True)
-class DataDir:
+class DataDir(NamedTuple):
     """A data dir and the git repo that holds it.
 
     `prefix` is the data dir's path inside the repo ("" at the top, else "sub/dir/"), so a

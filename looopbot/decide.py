@@ -4,7 +4,6 @@ and fold the outcome into the state (success clears backoff; failure arms it).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from looopbot import desired as desired_mod
 from looopbot import guards
@@ -66,8 +65,7 @@ def decide_and_act(
     )
     wiring = config.runner.wiring
     blind = state.cost_unknown if state.cost_wiring == wiring else 0
-    state = replace(
-        state,
+    state = state._replace(
         decides=(*(t for t in state.decides if now - t < guards.HOUR), round(now, 3)),
         cost_unknown=blind + 1 if ran.cost_usd is None else 0,
         cost_wiring=wiring,
@@ -84,13 +82,12 @@ def decide_and_act(
             error = exc.message
         error = error or acted.error
     if acted.shell is not None:
-        state = replace(state, last_shell=acted.shell)
+        state = state._replace(last_shell=acted.shell)
     name = decision.name if decision else None
     if error is not None:
         error = scrub(f"{name}: {error}" if name and not error.startswith(name) else error)
         text = f"failed: {error}"
-        state = replace(
-            state,
+        state = state._replace(
             failures=state.failures + 1,
             failed_at=round(now, 3),
             failure=error,
@@ -114,8 +111,7 @@ def decide_and_act(
     if gid is not None and (dd.goals / f"{gid}.md").is_file():
         acted_on[gid] = round(now, 3)
     follow = decision.next_interval_s
-    state = replace(
-        state,
+    state = state._replace(
         decided_hash=world.hash,
         decided_at=round(now, 3),
         decided_action=decision.name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot.config import CostSpec
 
@@ -69,30 +69,42 @@ def find_decision(output: str) -> dict[str, Any] | None:
     return found
 
 
-def runner_error(output: str) -> str | None:
-    """An error the runner reported in its JSON while perhaps exiting 0.
+class RunnerErrors(NamedTuple):
+    """Errors a runner reported in its JSON, perhaps while exiting 0.
 
-    claude: `{"type":"result","is_error":true,"result":"Not logged in · Please run /login"}`;
-    codex: `{"type":"error","message":…}` / `{"type":"turn.failed","error":{"message":…}}`;
-    gemini: `{"error":{"message":…}}`; pi: an assistant `message_end` whose stopReason is
-    "error" with an errorMessage.
+    `fatal` ends the run however it exited: claude's final result with `"is_error": true`
+    (e.g. "Not logged in · Please run /login"), codex `turn.failed`, pi's last assistant
+    message stopping with "error". `soft` errors (codex's transient "Reconnecting… 1/5",
+    gemini's error object) only explain a run that produced no decision.
     """
-    error: str | None = None
+
+    fatal: str | None
+    soft: str | None
+
+
+def runner_errors(output: str) -> RunnerErrors:
+    fatal: str | None = None
+    soft: str | None = None
+    last_assistant: dict[str, Any] | None = None
     for obj in json_objects(output[-SCAN_CAP:]):
         kind = obj.get("type")
-        if kind == "result" and obj.get("is_error") is True:
-            error = _text(obj.get("result")) or _text(obj.get("subtype")) or "error result"
-        elif kind == "error":
-            error = _text(obj.get("message")) or _text(obj.get("error")) or "error event"
+        if kind == "result":
+            # claude's final event: the last one decides (a success clears an earlier error)
+            failed = obj.get("is_error") is True
+            fatal = (_text(obj.get("result")) or _text(obj.get("subtype"))) if failed else None
         elif kind == "turn.failed":
-            error = _text(obj.get("error")) or "turn failed"
+            fatal = _text(obj.get("error")) or "turn failed"
+        elif kind == "error":
+            soft = _text(obj.get("message")) or _text(obj.get("error")) or soft
         elif kind is None and isinstance(obj.get("error"), dict | str):
-            error = _text(obj.get("error")) or "error"
-        elif kind in ("message_end", "agent_end", "turn_end"):
+            soft = _text(obj.get("error")) or soft
+        elif kind == "message_end":
             message = obj.get("message")
-            if isinstance(message, dict) and message.get("stopReason") == "error":
-                error = _text(message.get("errorMessage")) or "the model call failed"
-    return error
+            if isinstance(message, dict) and message.get("role") == "assistant":
+                last_assistant = message
+    if last_assistant is not None and last_assistant.get("stopReason") == "error":
+        fatal = _text(last_assistant.get("errorMessage")) or "the model call failed"
+    return RunnerErrors(fatal, soft)
 
 
 def _text(value: Any) -> str | None:

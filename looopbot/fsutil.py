@@ -7,11 +7,14 @@ import os
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None:
+def write_atomic(
+    path: Path, data: str | bytes, mode: int | None = None, *, durable: bool = True
+) -> None:
     """Replace `path` so a reader (or a kill -9) sees the old bytes or the new, never half.
 
-    The temporary file sits in the same directory so the rename is atomic; it is fsynced
-    before the rename so a crash cannot leave the new name pointing at empty data.
+    The temporary file sits in the same directory so the rename is atomic. A durable write
+    is fsynced before the rename so a power cut cannot leave the new name pointing at empty
+    data; local scratch (caches, the last-beat note) skips that cost.
     """
     raw = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,7 +23,8 @@ def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
         try:
             os.write(fd, raw)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         if mode is not None:

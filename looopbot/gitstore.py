@@ -16,12 +16,11 @@ import os
 import stat
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
+from looopbot.gitstate import check_committable
 
 if TYPE_CHECKING:
     from dulwich.objects import ObjectID
@@ -38,50 +37,7 @@ TRAILER_KEYS = (
 _CAS_ATTEMPTS = 5
 
 
-def _gitdir(repo_root: Path) -> Path:
-    dotgit = repo_root / ".git"
-    if dotgit.is_file():  # a worktree or submodule: "gitdir: <path>"
-        text = dotgit.read_text().strip()
-        if text.startswith("gitdir:"):
-            target = Path(text.split(":", 1)[1].strip())
-            return target if target.is_absolute() else (repo_root / target).resolve()
-    return dotgit
-
-
-def blocker(repo_root: Path) -> str | None:
-    """Why no commit can be made now (mid-merge, mid-rebase, detached HEAD), or None.
-
-    Cheap: a few stat calls and one small read, so every beat can check before it starts.
-    """
-    gitdir = _gitdir(repo_root)
-    if (gitdir / "rebase-merge").exists() or (gitdir / "rebase-apply").exists():
-        return "a rebase is in progress — finish it (git rebase --continue) or abort it first"
-    for name, what in (
-        ("MERGE_HEAD", "a merge"),
-        ("CHERRY_PICK_HEAD", "a cherry-pick"),
-        ("REVERT_HEAD", "a revert"),
-    ):
-        if (gitdir / name).exists():
-            return f"{what} is in progress — finish or abort it first"
-    try:
-        head = (gitdir / "HEAD").read_text().strip()
-    except OSError:
-        return f"{repo_root} is not a readable git repository"
-    if not head.startswith("ref: "):
-        return "HEAD is detached — check out a branch (git switch <branch>) first"
-    return None
-
-
-def check_committable(dd: DataDir) -> None:
-    if dd.repo_root is None:
-        raise LooopbotError(f"{dd.root} is not inside a git repository — run 'git init' there")
-    why = blocker(dd.repo_root)
-    if why is not None:
-        raise LooopbotError(f"cannot record a beat: {why}")
-
-
-@dataclass(frozen=True)
-class Trailers:
+class Trailers(NamedTuple):
     run: str
     outcome: str
     action: str | None = None
@@ -163,7 +119,14 @@ def commit_paths(
                 base_tree = Tree()  # an unborn branch: the first commit
             # commit_tree_changes mutates a Tree object it is given: take the id first.
             old_tree = base_tree if isinstance(base_tree, bytes) else base_tree.id
-            new_tree = commit_tree_changes(store, base_tree, changes)
+            # Removing a path HEAD never held (a goal the user wrote but never committed,
+            # then archived) is no change; dulwich would raise KeyError on it.
+            todo = [
+                c
+                for c in changes
+                if c[1] is not None or (head is not None and _in_tree(repo, old_tree, c[0]))
+            ]
+            new_tree = commit_tree_changes(store, base_tree, todo)
             if new_tree == old_tree:
                 return None
             commit = Commit()
@@ -187,6 +150,17 @@ def commit_paths(
         raise LooopbotError("HEAD kept moving while committing the beat; try again")
     finally:
         repo.close()
+
+
+def _in_tree(repo: Repo, tree: ObjectID, path: bytes) -> bool:
+    from dulwich.errors import NotTreeError
+    from dulwich.object_store import tree_lookup_path
+
+    try:
+        tree_lookup_path(repo.object_store.__getitem__, tree, path)
+    except (KeyError, NotTreeError):
+        return False
+    return True
 
 
 def _head_target(repo: Repo) -> Ref:
@@ -261,8 +235,7 @@ def _trailers(message: bytes) -> dict[str, str]:
     return found
 
 
-@dataclass(frozen=True)
-class Beat:
+class Beat(NamedTuple):
     commit: str
     time: int
     subject: str

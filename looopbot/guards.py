@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot.config import Limits
 from looopbot.state import State
@@ -16,8 +15,7 @@ BACKOFF_CAP_S = 300.0
 COST_BLIND_RUNS = 3
 
 
-@dataclass(frozen=True)
-class Wake:
+class Wake(NamedTuple):
     decide: bool
     reason: (
         str  # "first beat", "world changed", "forced", "follow-up due", "noop aged", "unchanged"
@@ -49,8 +47,7 @@ def backoff_wait(failures: int) -> float:
     return float(min(BACKOFF_BASE_S * 2 ** min(failures - 1, 16), BACKOFF_CAP_S))
 
 
-@dataclass(frozen=True)
-class Hold:
+class Hold(NamedTuple):
     outcome: str  # backoff | capped | budget
     message: str
 

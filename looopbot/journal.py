@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from looopbot.actions import one_line
 from looopbot.fsutil import tail_lines
+from looopbot.text import one_line
 
 LINE_CAP = 500
 

@@ -1,7 +1,21 @@
 """Built-in runner presets (DESIGN §6). A `runners.<name>` entry in looopbot.yaml overrides
-any of these fields. The commands run under `bash -c` with the prompt on stdin.
+any of these fields. `tick` runs under `bash -c` with the prompt on stdin and must leave one
+decision (a file or JSON on stdout); `worker` gets `{prompt_file}` substituted.
 
-Flags were checked against each CLI's real `--help` (versions in the README).
+Every flag was checked against the real CLI's `--help` and a real non-interactive run:
+claude-code 2.1.197 (the last release that runs on node 20), codex 0.169.0, gemini-cli
+0.61.0, pi-coding-agent 0.73.1. Notes from those runs:
+- claude: `-p --output-format json` prints one result event; with no login it prints
+  `{"type":"result","is_error":true,"result":"Not logged in · Please run /login",…}` and
+  exits 1. `stream-json` needs `--verbose`. `--dangerously-skip-permissions` refuses to run
+  as root unless IS_SANDBOX=1.
+- codex: `exec -` reads the prompt from stdin; `--json` prints JSONL events; outside a git
+  repo it needs `--skip-git-repo-check`; it reports tokens, not dollars (no cost preset:
+  with a budget set, give it a `cost:` spec or the budget fails closed).
+- gemini: headless runs need `--skip-trust` (else exit 55); errors come as JSON on stderr;
+  it reports tokens, not dollars.
+- pi: `-p --mode json` prints JSONL events; cost is the sum of assistant `message_end`
+  events' `message.usage.cost.total`; an API error still exits 0 with stopReason "error".
 """
 
 from __future__ import annotations
@@ -9,6 +23,32 @@ from __future__ import annotations
 from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
+    "claude": {
+        "tick": "claude -p --output-format json",
+        "worker": (
+            "claude -p --dangerously-skip-permissions --output-format stream-json --verbose"
+            " < {prompt_file}"
+        ),
+        "cost": {"type": "result", "pointer": "/total_cost_usd", "mode": "total"},
+    },
+    "codex": {
+        "tick": "codex exec --json --skip-git-repo-check --ephemeral -",
+        "worker": (
+            "codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox"
+            " - < {prompt_file}"
+        ),
+        "cost": None,
+    },
+    "gemini": {
+        "tick": 'gemini -p "" --output-format json --skip-trust',
+        "worker": 'gemini --yolo --skip-trust -p "" --output-format stream-json < {prompt_file}',
+        "cost": None,
+    },
+    "pi": {
+        "tick": "pi -p --mode json --no-session",
+        "worker": "pi -p --mode json < {prompt_file}",
+        "cost": {"type": "message_end", "pointer": "/message/usage/cost/total", "mode": "sum"},
+    },
     # The offline example decider shipped with looopbot: for trying the loop, not deciding.
     "example": {
         "tick": '"$LOOOPBOT_BIN" example-decider',

@@ -21,9 +21,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 # Variables that would make a child's git act on *our* repo instead of its own cwd (they are
 # set when looopbot runs from a git hook, for example).
@@ -50,8 +49,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """What to run and under which limits."""
 
     argv: Sequence[str]
@@ -69,8 +67,7 @@ class Spec:
     log: Path | None = None
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     exit_code: int | None  # None when the process could not be started
     stdout: bytes
     stderr: bytes  # the tail
@@ -85,24 +82,33 @@ class Result:
         return self.exit_code == 0 and not self.timed_out and not self.too_large
 
 
-@dataclass
 class _Job:
-    spec: Spec
-    proc: subprocess.Popen[bytes]
-    started: float
-    deadline: float
-    pidfd: int | None
-    log: IO[bytes] | None
-    out: bytearray = field(default_factory=bytearray)
-    err: bytearray = field(default_factory=bytearray)
-    out_total: int = 0
-    stdin_left: memoryview | None = None
-    open_pipes: int = 0
-    exited: bool = False  # the leader has exited (still unreaped)
-    drain_deadline: float | None = None
-    timed_out: bool = False
-    too_large: bool = False
-    term_at: float | None = None  # SIGTERM sent; SIGKILL follows after the grace
+    """One running child and what has been read from it so far (mutable, loop-private)."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        proc: subprocess.Popen[bytes],
+        started: float,
+        pidfd: int | None,
+        log: IO[bytes] | None,
+    ) -> None:
+        self.spec = spec
+        self.proc = proc
+        self.started = started
+        self.deadline = started + spec.timeout
+        self.pidfd = pidfd
+        self.log = log
+        self.out = bytearray()
+        self.err = bytearray()
+        self.out_total = 0
+        self.stdin_left: memoryview | None = None
+        self.open_pipes = 0
+        self.exited = False  # the leader has exited (still unreaped)
+        self.drain_deadline: float | None = None
+        self.timed_out = False
+        self.too_large = False
+        self.term_at: float | None = None  # SIGTERM sent; SIGKILL follows after the grace
 
 
 def run(spec: Spec) -> Result:
@@ -155,7 +161,7 @@ def _start(spec: Spec, sel: selectors.BaseSelector, idx: int) -> _Job | Result:
         with contextlib.suppress(OSError):
             pidfd = os.pidfd_open(proc.pid)
     log = spec.log.open("ab") if spec.log is not None else None
-    job = _Job(spec, proc, started, started + spec.timeout, pidfd, log)
+    job = _Job(spec, proc, started, pidfd, log)
     assert proc.stdout is not None
     for stream, kind in ((proc.stdout, "out"), (proc.stderr, "err")):
         if stream is None:

@@ -15,7 +15,7 @@ from looopbot import proc
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
-from looopbot.extract import find_decision, read_cost, runner_error
+from looopbot.extract import find_decision, read_cost, runner_errors
 from looopbot.fsutil import write_atomic
 
 STDOUT_LIMIT = 64 * 1024 * 1024
@@ -99,9 +99,11 @@ def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
         else:
             decision = find_decision(stdout)
             if decision is None:
+                hint = no_decision(stdout, result.stderr.decode("utf-8", errors="replace"))
                 error = (
                     "the runner left no decision: no decision file and no JSON object with an "
                     f'"action" key in its output (see {run_dir.relative_to(dd.root)}/output.log)'
+                    + (f"; it reported: {hint}" if hint else "")
                 )
             else:
                 write_atomic(run_dir / "decision.json", json.dumps(decision, indent=1) + "\n")
@@ -130,15 +132,24 @@ def _failure(result: proc.Result, stdout: str, config: Config) -> str | None:
         )
     if result.too_large:
         return f"runner '{name}' printed more than {STDOUT_LIMIT} bytes"
-    reported = runner_error(stdout)
+    stderr = result.stderr.decode("utf-8", errors="replace")
+    said = runner_errors(stdout)
     if result.exit_code != 0:
-        tail = _last_lines(result.stderr.decode("utf-8", errors="replace")) or reported or ""
-        return f"runner '{name}' exited with code {result.exit_code}" + (
-            f": {tail}" if tail else ""
-        )
-    if reported is not None:
-        return f"runner '{name}' reported an error: {reported}"
+        # The runner's own words beat a generic code: claude prints its error as JSON on
+        # stdout, gemini as JSON on stderr, others as plain stderr lines.
+        told = said.fatal or said.soft or runner_errors(stderr).fatal or runner_errors(stderr).soft
+        detail = told or _last_lines(stderr)
+        suffix = f": {detail}" if detail else ""
+        return f"runner '{name}' exited with code {result.exit_code}{suffix}"
+    if said.fatal is not None:
+        return f"runner '{name}' reported an error: {said.fatal}"
     return None
+
+
+def no_decision(stdout: str, stderr: str) -> str | None:
+    """What the runner said that might explain a missing decision."""
+    said = runner_errors(stdout)
+    return said.soft or runner_errors(stderr).soft
 
 
 def _last_lines(text: str, n: int = 3) -> str:

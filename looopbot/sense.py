@@ -13,9 +13,8 @@ import os
 import re
 import signal as _signal
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot import proc
 from looopbot.config import Limits
@@ -29,8 +28,7 @@ TAIL = 1024
 SENSED = "sensed.json"  # local scratch: when each sensor last ran, and which script
 
 
-@dataclass(frozen=True)
-class Sensor:
+class Sensor(NamedTuple):
     name: str  # the snapshot name: "sensor-<script name>"
     path: Path
     script: bytes
@@ -156,9 +154,11 @@ def run_sensors(
     for s, result in zip(due, proc.run_many(specs, limits.sensor_concurrency), strict=True):
         values[s.name] = redact_value(parse_output(result, limits), scrub)
         sensed[s.name] = {"at": now, "sha": s.sha}
-    if due and honour_interval:
-        live = {s.name for s in sensors}
-        write_atomic(dd.scratch(SENSED), json.dumps({k: v for k, v in sensed.items() if k in live}))
+    # Only sensors with an interval need to remember when they last ran.
+    if honour_interval and any(s.interval for s in due):
+        paced = {s.name for s in sensors if s.interval}
+        kept = {k: v for k, v in sensed.items() if k in paced}
+        write_atomic(dd.scratch(SENSED), json.dumps(kept), durable=False)
     return values
 
 

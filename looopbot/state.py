@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot.fsutil import read_bytes_or_none
 
 VERSION = 1
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):
     # The last successful decision: its world, time, action and what it saw.
     decided_hash: str | None = None
     decided_at: float | None = None
@@ -34,12 +32,13 @@ class State:
     decides: tuple[float, ...] = ()  # runner calls in the last hour
     cost_unknown: int = 0  # runs in a row whose cost could not be read
     cost_wiring: str | None = None
-    streaks: dict[str, tuple[str, int]] = field(default_factory=dict)  # flapping
-    goal_acted: dict[str, float] = field(default_factory=dict)
+    # Defaults are never mutated: every change builds a new State with _replace().
+    streaks: dict[str, tuple[str, int]] = {}  # noqa: RUF012  # flapping
+    goal_acted: dict[str, float] = {}  # noqa: RUF012
     last_shell: dict[str, Any] | None = None  # shown once in the next prompt
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = self._asdict()
         data["decides"] = list(self.decides)
         data["streaks"] = {k: list(v) for k, v in self.streaks.items()}
         return json.dumps({"version": VERSION, **data}, sort_keys=True, indent=1) + "\n"
@@ -57,7 +56,7 @@ def parse(raw: bytes) -> State:
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise StateUnreadable("not a looopbot state (version 1) object")
     data.pop("version")
-    known = {f.name for f in fields(State)}
+    known = set(State._fields)
     data = {k: v for k, v in data.items() if k in known}
     try:
         data["decides"] = tuple(float(t) for t in data.get("decides", ()))

@@ -14,7 +14,8 @@ from looopbot.changes import Changes
 from looopbot.config import load
 from looopbot.datadir import DataDir, find_repo_root
 from looopbot.errors import EXIT_OK, LooopbotError
-from looopbot.gitstore import Trailers, check_committable
+from looopbot.gitstate import check_committable
+from looopbot.gitstore import Trailers
 from looopbot.presets import PRESETS
 
 

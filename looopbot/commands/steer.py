@@ -17,7 +17,8 @@ from looopbot.changes import Changes
 from looopbot.config import load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_OK, LooopbotError
-from looopbot.gitstore import Trailers, check_committable
+from looopbot.gitstate import check_committable
+from looopbot.gitstore import Trailers
 from looopbot.journal import format_line
 from looopbot.lock import beat_lock
 from looopbot.redact import redactor
