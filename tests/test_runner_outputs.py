@@ -24,8 +24,14 @@ def preset_cost(runner: str) -> CostSpec | None:
 
 
 @pytest.mark.parametrize(
-    "name", ["claude-json-ok.stdout", "claude-stream-ok.stdout", "codex-json-ok.stdout",
-             "gemini-json-ok.stdout", "pi-json-ok.stdout"],
+    "name",
+    [
+        "claude-json-ok.stdout",
+        "claude-stream-ok.stdout",
+        "codex-json-ok.stdout",
+        "gemini-json-ok.stdout",
+        "pi-json-ok.stdout",
+    ],
 )
 def test_a_decision_is_found_in_every_real_runners_success_output(name: str) -> None:
     out = read(name)
@@ -34,8 +40,12 @@ def test_a_decision_is_found_in_every_real_runners_success_output(name: str) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["claude-2.1.197-nologin.stdout", "claude-2.1.330-nologin.stdout",
-             "claude-2.1.197-nologin-stream.stdout"],
+    "name",
+    [
+        "claude-2.1.197-nologin.stdout",
+        "claude-2.1.330-nologin.stdout",
+        "claude-2.1.197-nologin-stream.stdout",
+    ],
 )
 def test_claude_not_logged_in_is_a_fatal_error_naming_its_message(name: str) -> None:
     errors = runner_errors(read(name))
@@ -66,9 +76,7 @@ def test_gemini_error_on_stderr_is_reported() -> None:
 
 
 def test_preset_costs_read_the_real_shapes() -> None:
-    assert read_cost(read("claude-json-ok.stdout"), preset_cost("claude")) == pytest.approx(
-        0.0055
-    )
+    assert read_cost(read("claude-json-ok.stdout"), preset_cost("claude")) == pytest.approx(0.0055)
     pi = read_cost(read("pi-json-ok.stdout"), preset_cost("pi"))
     assert pi is not None and pi > 0
     # the user's echoed message_end has no usage and must not count twice
