@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from looopbot import __version__
-from looopbot.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, LooopbotError
+from looopbot.errors import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, LooopbotError
 
 
 def _json(p: argparse.ArgumentParser) -> None:
@@ -164,6 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0  # `looopbot journal | head`
+    except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+        # The file system said no (a read-only checkout, a file where a folder belongs):
+        # the user can fix that, so it is an expected failure, not a crash.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"looopbot: cannot use{where}: {exc.strerror or exc} — fix the path or its permissions",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
     except Exception:
         return _crash(args)
 

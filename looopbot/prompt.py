@@ -37,12 +37,16 @@ class PromptInput:
 
 
 def escape(text: str) -> str:
-    """Neutralise lines that could pass for a section header."""
+    """Neutralise lines that could pass for a section header.
+
+    Lines are split at every break Python knows (\\r, \\u2028, …), not only at \\n: a lone
+    \\r or a Unicode line separator inside a goal or a JSON string starts a line too.
+    """
     if "===" not in text and "---" not in text:
         return text
-    return "\n".join(
+    return "".join(
         "\\" + line if line.startswith(("===", "---", "\\===", "\\---")) else line
-        for line in text.split("\n")
+        for line in text.splitlines(keepends=True)
     )
 
 
@@ -154,7 +158,16 @@ def build(p: PromptInput) -> str:
 
 
 # When the whole prompt is over the cap, these are cut first, in this order.
-_CUT_ORDER = ("SENSOR READINGS", "RECENT JOURNAL", "GOALS", "WHAT CHANGED", "LAST SHELL OUTPUT")
+# LAST FAILURE and FLAPPING SENSORS are short in practice but unbounded (a runner's error text).
+_CUT_ORDER = (
+    "SENSOR READINGS",
+    "RECENT JOURNAL",
+    "GOALS",
+    "WHAT CHANGED",
+    "LAST SHELL OUTPUT",
+    "LAST FAILURE",
+    "FLAPPING SENSORS",
+)
 
 
 def _render(sections: list[tuple[str, str]], tail: str) -> str:

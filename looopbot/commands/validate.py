@@ -45,7 +45,35 @@ def check(dd: DataDir) -> list[Problem]:
         )
     problems += _goals(dd)
     problems += _sensors(dd)
+    problems += _workflows(dd)
     return problems
+
+
+def _workflows(dd: DataDir) -> list[Problem]:
+    """GitHub workflow files must at least be valid YAML mappings."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    folder = (dd.repo_root or dd.root) / ".github" / "workflows"
+    out: list[Problem] = []
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in (".yml", ".yaml"):
+            continue
+        rel = path.relative_to(dd.root).as_posix() if path.is_relative_to(dd.root) else str(path)
+        try:
+            doc = YAML(typ="safe").load(path.read_text(encoding="utf-8", errors="replace"))
+        except MarkedYAMLError as exc:
+            line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
+            out.append(Problem(rel, line, f"invalid YAML: {exc.problem or exc.context}"))
+            continue
+        except YAMLError as exc:
+            out.append(Problem(rel, 1, f"invalid YAML: {exc}"))
+            continue
+        if not isinstance(doc, dict) or "jobs" not in doc:
+            out.append(Problem(rel, 1, "a workflow needs a top-level 'jobs' mapping"))
+    return out
 
 
 def _goals(dd: DataDir) -> list[Problem]:
