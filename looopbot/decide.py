@@ -106,9 +106,11 @@ def decide_and_act(
         )
     assert decision is not None
     text = scrub(decision.journal or summary(decision))
-    acted_on = dict(state.goal_acted)
+    # Only live goals are remembered: archived ones would make the state grow forever.
+    live = set(desired_mod.goal_ids(dd))
+    acted_on = {g: t for g, t in state.goal_acted.items() if g in live}
     gid = goal_of(decision.action)
-    if gid is not None and (dd.goals / f"{gid}.md").is_file():
+    if gid is not None and gid in live:
         acted_on[gid] = round(now, 3)
     follow = decision.next_interval_s
     state = state._replace(
