@@ -7,6 +7,7 @@ what was wrong and what is valid.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -178,7 +179,10 @@ def parse_decision(obj: Any, allowed: frozenset[str] | None = None) -> Decision:
     if follow is not None:
         if isinstance(follow, bool) or not isinstance(follow, int | float):
             raise BadDecision(f'"next_interval_s" must be a number of seconds, got {_kind(follow)}')
-        follow = min(max(float(follow), FOLLOW_UP_MIN_S), FOLLOW_UP_MAX_S)
+        if isinstance(follow, float) and math.isnan(follow):  # json accepts NaN; min/max don't
+            raise BadDecision('"next_interval_s" must be a number of seconds, got NaN')
+        # Clamp before float(): a JSON integer of 400 digits does not fit in a float.
+        follow = float(min(max(follow, FOLLOW_UP_MIN_S), FOLLOW_UP_MAX_S))
     return Decision(
         action=cls(**values),
         name=name,

@@ -39,6 +39,24 @@ class Changes:
             self.recovered = sorted(p for p in paths if isinstance(p, str))
             self.paths.update(self.recovered)
             self._listed.update(self.recovered)
+            for rel in self.recovered:
+                self._drop_temp_files(rel)
+
+    def _drop_temp_files(self, rel: str) -> None:
+        """A beat killed inside write_atomic leaves `.<name>.<pid>.tmp` beside the file,
+        which `git status` would show as the user's untracked file forever."""
+        full = self.dd.path(rel)
+        head, tail = f".{full.name}.", ".tmp"
+        try:
+            names = os.listdir(full.parent)
+        except OSError:
+            return
+        for name in names:
+            pid = name[len(head) : -len(tail)]
+            ours = name.startswith(head) and name.endswith(tail) and pid.isdigit()
+            if ours and int(pid) != os.getpid():
+                with contextlib.suppress(OSError):
+                    os.unlink(full.parent / name)
 
     def _intend(self, *rels: str) -> None:
         new = [r for r in rels if r not in self._listed]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -271,11 +272,22 @@ def _line(node: Any, key: Any) -> int:
         return int(getattr(lc, "line", 0)) + 1
 
 
+def _finite(value: Any) -> bool:
+    """A real, finite number: NaN, ±inf (`.nan` in YAML, `nan` in the environment) and
+    integers too big for a float would slip past a `> 0` check or crash float()."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def coerce_limit(name: str, value: Any) -> Any:
     """Check one limit's value; raises ValueError saying what is expected."""
     kind, _default = LIMITS[name]
     if kind == "seconds":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if not _finite(value) or value <= 0:
             raise ValueError(f"expected a number of seconds > 0, got {value!r}")
         return float(value)
     if kind == "int":
@@ -289,7 +301,7 @@ def coerce_limit(name: str, value: Any) -> Any:
     if kind == "usd":
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if not _finite(value) or value < 0:
             raise ValueError(f"expected an amount in USD >= 0, got {value!r}")
         return float(value)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

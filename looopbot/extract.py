@@ -26,7 +26,9 @@ def json_objects(text: str) -> Iterator[dict[str, Any]]:
     while i != -1:
         try:
             value, end = _decoder.raw_decode(text, i)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: JSON nested deeper than the interpreter allows is chatter,
+            # not a decision, and must fail the beat cleanly rather than crash it.
             i = text.find("{", i + 1)
             continue
         if isinstance(value, dict):

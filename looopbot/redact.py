@@ -17,7 +17,8 @@ _SHAPES = (
     r"ghp_[A-Za-z0-9]{20,}",
     r"gh[ousr]_[A-Za-z0-9]{20,}",
     r"github_pat_[A-Za-z0-9_]{20,}",
-    r"sk-[A-Za-z0-9_-]{20,}",
+    # Not inside a word: "disk-usage-report-for-server-01" is not a key.
+    r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}",
     r"AKIA[0-9A-Z]{16}",
     r"xox[abprs]-[A-Za-z0-9-]{10,}",
 )

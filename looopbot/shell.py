@@ -5,8 +5,17 @@ the real guard is that irreversible moves go to a human."""
 from __future__ import annotations
 
 import re
+import shlex
 
-_ROOTISH = r"(?:/|/\*|~|~/|~/\*|\$HOME|\$\{HOME\}|\"\$HOME\"|/\.\*?)"
+# / or ~ or $HOME, with or without a trailing slash, quotes, or a glob of everything in it.
+_ROOTISH = r"(?:/|\"?(?:~|\$HOME|\$\{HOME\})/?\"?)(?:\*|\.\*?)?"
+# A branch that is main or master itself (not feature/main-fix, not mainline).
+_MAIN = r"(?:refs/heads/)?(?:main|master)(?=$|[\s;&|)])"
+_FORCE = r"(?:-f|--force(?:-with-lease)?(?:=\S*)?)(?=$|\s)"
+# Where a command starts: a command word there is run, the same word as an argument is not
+# (`grep reboot notes.md` is fine).
+_CMD = r"(?:^|[;&|(`\n]|\$\()\s*(?:(?:sudo|exec|nohup|env|command|time)\s+(?:-\S+\s+)*)*"
+_CMD += r"(?:/usr)?(?:/s?bin/)?"
 _DENY: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (why, re.compile(pattern))
     for why, pattern in (
@@ -23,9 +32,9 @@ _DENY: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "force-push to main/master",
-            r"\bgit\b[^;&|]*\bpush\b[^;&|]*(?:\s(?:-f|--force|--force-with-lease)(?:=\S*)?\b"
-            r"[^;&|]*\b(?:main|master)\b|\s\+(?:refs/heads/)?(?:main|master)\b"
-            r"|\b(?:main|master)\b[^;&|]*\s(?:-f|--force)\b)",
+            rf"\bgit\b[^;&|]*\bpush\b(?:[^;&|]*\s{_FORCE}[^;&|]*[\s:]{_MAIN}"
+            rf"|[^;&|]*\s\+(?:[^\s:]*:)?{_MAIN}"
+            rf"|[^;&|]*[\s:]{_MAIN}[^;&|]*\s{_FORCE})",
         ),
         (
             "curl/wget piped to a shell",
@@ -33,12 +42,31 @@ _DENY: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         ("mkfs", r"\bmkfs(?:\.\w+)?\b"),
         ("dd to a device", r"\bdd\b[^;&|]*\bof=/dev/"),
-        ("shutdown/reboot", r"(?:^|[\s;&|(])(?:shutdown|reboot|poweroff|halt)\b"),
-        ("shutdown/reboot", r"(?:^|[\s;&|(])(?:init|telinit)\s+[06]\b"),
+        ("shutdown/reboot", _CMD + r"(?:shutdown|reboot|poweroff|halt)(?=$|[\s;&|)`])"),
+        ("shutdown/reboot", r"\bsystemctl\s+(?:-\S+\s+)*(?:reboot|poweroff|halt|kexec)\b"),
+        ("shutdown/reboot", _CMD + r"(?:init|telinit)\s+[06](?=$|[\s;&|)`])"),
         ("fork bomb", r":\s*\(\s*\)\s*\{[^}]*:\s*\|\s*:"),
         ("overwriting a disk device", r">\s*/dev/(?:sd|nvme|hd|vd|xvd|mmcblk)"),
     )
 )
+
+
+def _bare_force_push(cmd: str) -> bool:
+    """`git push --force [remote]` names no branch, so it force-pushes the current one —
+    in a data repo, usually main."""
+    for segment in re.split(r"[;&|\n]+", cmd):
+        try:
+            words = shlex.split(segment)
+        except ValueError:
+            words = segment.split()
+        if "git" not in words or "push" not in words[words.index("git") :]:
+            continue
+        after = words[words.index("push", words.index("git")) + 1 :]
+        forced = any(re.fullmatch(_FORCE, w) for w in after)
+        positional = [w for w in after if not w.startswith("-")]
+        if forced and len(positional) <= 1:
+            return True
+    return False
 
 
 def denied(cmd: str) -> str | None:
@@ -46,4 +74,6 @@ def denied(cmd: str) -> str | None:
     for why, pattern in _DENY:
         if pattern.search(cmd):
             return why
+    if _bare_force_push(cmd):
+        return "force-push to main/master"
     return None
