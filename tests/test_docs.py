@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import BIN
+
 from looopbot.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent

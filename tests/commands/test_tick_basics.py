@@ -70,7 +70,8 @@ def test_detail_only_change_does_not_wake_but_signal_change_does(repo: Repo) -> 
         "build",
         f"""#!/usr/bin/env bash
 n=$(( $(cat {counter}) + 1 )); echo $n > {counter}
-echo "{{\\"signal\\": {{\\"status\\": \\"$(cat {repo.root.parent}/status 2>/dev/null || echo green)\\"}}, \\"detail\\": {{\\"run\\": $n}}}}"
+status=$(cat {repo.root.parent}/status 2>/dev/null || echo green)
+printf '{{"signal": {{"status": "%s"}}, "detail": {{"run": %d}}}}\\n' "$status" "$n"
 """,
     )
     repo.decide(NOOP)
