@@ -11,13 +11,13 @@ The two git libraries split by job, and this is the one place that says so:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
+from looopbot import gitindex
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.gitstate import check_committable
@@ -82,6 +82,7 @@ def commit_paths(
     commit). Everything else — the rest of the index, the user's staged and unstaged
     edits — is left exactly as it was.
     """
+    from dulwich.file import FileLocked
     from dulwich.object_store import commit_tree_changes
     from dulwich.objects import Blob, Commit, Tree
     from dulwich.refs import HEADREF
@@ -89,9 +90,9 @@ def commit_paths(
     check_committable(dd)
     repo = _open(dd)
     try:
+        gitindex.recover(dd, repo)
         store = repo.object_store
         changes: list[tuple[bytes, int | None, ObjectID | None]] = []
-        on_disk: dict[bytes, tuple[os.stat_result, ObjectID] | None] = {}
         for rel in sorted(set(paths)):
             repo_path = dd.repo_path(rel).encode()
             full = dd.root / rel
@@ -99,7 +100,6 @@ def commit_paths(
                 st = os.lstat(full)
             except FileNotFoundError:
                 changes.append((repo_path, None, None))
-                on_disk[repo_path] = None
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
@@ -107,7 +107,6 @@ def commit_paths(
             store.add_object(blob)
             mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
             changes.append((repo_path, mode, blob.id))
-            on_disk[repo_path] = (st, blob.id)
         ident = f"{author[0]} <{author[1]}>".encode()
         for _attempt in range(_CAS_ATTEMPTS):
             head = repo.refs.follow(HEADREF)[1]
@@ -124,7 +123,7 @@ def commit_paths(
             todo = [
                 c
                 for c in changes
-                if c[1] is not None or (head is not None and _in_tree(repo, old_tree, c[0]))
+                if c[1] is not None or (head is not None and gitindex.lookup(repo, old_tree, c[0]))
             ]
             new_tree = commit_tree_changes(store, base_tree, todo)
             if new_tree == old_tree:
@@ -139,12 +138,32 @@ def commit_paths(
             commit.message = msg.encode()
             store.add_object(commit)
             reflog = b"commit: " + msg.splitlines()[0].encode()
-            if head is None:
-                moved = repo.refs.add_if_new(_head_target(repo), commit.id, message=reflog)
-            else:
-                moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
+            branch = _head_target(repo)
+            touched = [c[0] for c in changes]
+            base = old_tree if head is not None else None
+            gitindex.write_intent(
+                dd,
+                ref=branch,
+                old=head,
+                new=commit.id,
+                old_tree=base,
+                new_tree=new_tree,
+                paths=touched,
+            )
+            try:
+                if head is None:
+                    moved = repo.refs.add_if_new(branch, commit.id, message=reflog)
+                else:
+                    moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
+            except FileLocked:
+                raise LooopbotError(
+                    f"{branch.decode()} is locked by another git process; this beat's files "
+                    "stay pending and the next beat commits them"
+                ) from None
             if moved:
-                _refresh_index(repo, head, on_disk)
+                assert dd.repo_root is not None
+                if gitindex.refresh(repo, dd.repo_root, base, new_tree, touched):
+                    gitindex.clear_intent(dd)
                 return commit.id.decode()
             # Someone committed meanwhile: rebuild on top of theirs, never over it.
         raise LooopbotError("HEAD kept moving while committing the beat; try again")
@@ -152,78 +171,11 @@ def commit_paths(
         repo.close()
 
 
-def _in_tree(repo: Repo, tree: ObjectID, path: bytes) -> bool:
-    from dulwich.errors import NotTreeError
-    from dulwich.object_store import tree_lookup_path
-
-    try:
-        tree_lookup_path(repo.object_store.__getitem__, tree, path)
-    except (KeyError, NotTreeError):
-        return False
-    return True
-
-
 def _head_target(repo: Repo) -> Ref:
     from dulwich.refs import HEADREF, Ref
 
     raw = repo.refs.read_ref(HEADREF) or b""
     return Ref(raw[len(b"ref: ") :].strip()) if raw.startswith(b"ref: ") else HEADREF
-
-
-def _refresh_index(
-    repo: Repo,
-    old_head: ObjectID | None,
-    on_disk: dict[bytes, tuple[os.stat_result, ObjectID] | None],
-) -> None:
-    """Move the index entries of the committed paths along with HEAD.
-
-    Only entries that matched the old HEAD (nothing staged there by the user) move; a path
-    the user had staged keeps its staged content. Without this, `git status` would show
-    every bot commit reversed as a staged change.
-    """
-    from dulwich.errors import NotTreeError
-    from dulwich.file import FileLocked
-    from dulwich.index import index_entry_from_stat
-    from dulwich.object_store import tree_lookup_path
-    from dulwich.objects import Commit
-
-    old_tree = None
-    if old_head is not None:
-        parent = repo.object_store[old_head]
-        assert isinstance(parent, Commit)
-        old_tree = parent.tree
-    try:
-        index = repo.open_index()
-    except FileNotFoundError:
-        return
-    changed = False
-    for path, now in on_disk.items():
-        old_sha: bytes | None = None
-        if old_tree is not None:
-            try:
-                old_sha = tree_lookup_path(repo.object_store.__getitem__, old_tree, path)[1]
-            except (KeyError, NotTreeError):
-                old_sha = None
-        try:
-            entry = index[path]
-        except KeyError:
-            entry = None
-        entry_sha = getattr(entry, "sha", None)
-        if entry_sha != old_sha:
-            continue  # the user staged something here: theirs stays staged
-        if now is None:
-            if entry is not None:
-                del index[path]
-                changed = True
-            continue
-        st, sha = now
-        index[path] = index_entry_from_stat(st, sha)
-        changed = True
-    if changed:
-        # If a git command holds index.lock right now, the commit still stands and the
-        # next `git status` re-hashes the few paths whose entries we could not move.
-        with contextlib.suppress(FileLocked):
-            index.write()
 
 
 def _trailers(message: bytes) -> dict[str, str]:

@@ -16,6 +16,7 @@ from looopbot.datadir import DataDir, find_repo_root
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.gitstate import check_committable
 from looopbot.gitstore import Trailers
+from looopbot.lock import beat_lock
 from looopbot.presets import PRESETS
 
 
@@ -72,6 +73,11 @@ def init(args: argparse.Namespace) -> int:
         git.Repo.init(target)
         repo_root = target
     dd = DataDir(target, repo_root)
+    with beat_lock(dd):  # a `run` already going in an adopted repo must not interleave
+        return _seed(dd, args.runner)
+
+
+def _seed(dd: DataDir, runner: str) -> int:
     check_committable(dd)
     changes = Changes(dd)
     written, kept = [], []
@@ -79,7 +85,7 @@ def init(args: argparse.Namespace) -> int:
         if dd.path(rel).exists():
             kept.append(rel)
             continue
-        body = _with_runner(data, args.runner) if rel == "looopbot.yaml" else data
+        body = _with_runner(data, runner) if rel == "looopbot.yaml" else data
         changes.write(rel, body, mode=0o755 if rel.startswith("sensors/") else None)
         written.append(rel)
     load(dd)  # the config we leave behind must load (an adopted one too)
@@ -87,7 +93,7 @@ def init(args: argparse.Namespace) -> int:
         dd,
         load(dd),
         changes,
-        f"looopbot: init · seeded {len(written)} file(s), runner {args.runner}",
+        f"looopbot: init · seeded {len(written)} file(s), runner {runner}",
         Trailers(run=new_run_id(time.time()), outcome="init"),
     )
     where = dd.root
