@@ -19,7 +19,7 @@ from looopbot.ledger import Row
 from looopbot.prompt import PromptInput, build
 from looopbot.runner import decide
 from looopbot.state import State
-from looopbot.world import desired_digests, what_changed
+from looopbot.world import desired_digests, what_changed, world_hash
 
 
 def prompt_input(
@@ -113,11 +113,15 @@ def decide_and_act(
     if gid is not None and gid in live:
         acted_on[gid] = round(now, 3)
     follow = decision.next_interval_s
+    # The decided world is the one AFTER this move: the loop's own edit to a goal or the
+    # playbook is not news to it (it would cost a second, redundant runner call and show up
+    # as a change a human made). A decider that wants to go on asks with next_interval_s.
+    after = desired_mod.read(dd)
     state = state._replace(
-        decided_hash=world.hash,
+        decided_hash=world_hash(after, world.signals),
         decided_at=round(now, 3),
         decided_action=decision.name,
-        decided_files=desired_digests(world.desired),
+        decided_files=desired_digests(after),
         decided_signals=world.signals,
         follow_up_at=round(now + follow, 3) if follow else None,
         failures=0,

@@ -14,15 +14,20 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from looopbot import gitindex
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.gitstate import check_committable
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
+    from dulwich.object_store import BaseObjectStore
     from dulwich.objects import ObjectID
     from dulwich.refs import Ref
     from dulwich.repo import Repo
@@ -104,7 +109,7 @@ def commit_paths(
             if not stat.S_ISREG(st.st_mode):
                 continue
             blob = Blob.from_string(full.read_bytes())
-            store.add_object(blob)
+            _objects(store, partial(store.add_object, blob))
             mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
             changes.append((repo_path, mode, blob.id))
         ident = f"{author[0]} <{author[1]}>".encode()
@@ -125,7 +130,7 @@ def commit_paths(
                 for c in changes
                 if c[1] is not None or (head is not None and gitindex.lookup(repo, old_tree, c[0]))
             ]
-            new_tree = commit_tree_changes(store, base_tree, todo)
+            new_tree = _objects(store, partial(commit_tree_changes, store, base_tree, todo))
             if new_tree == old_tree:
                 return None
             commit = Commit()
@@ -136,7 +141,7 @@ def commit_paths(
             commit.author_timezone = commit.commit_timezone = _local_tz()
             commit.encoding = b"UTF-8"
             commit.message = msg.encode()
-            store.add_object(commit)
+            _objects(store, partial(store.add_object, commit))
             reflog = b"commit: " + msg.splitlines()[0].encode()
             branch = _head_target(repo)
             touched = [c[0] for c in changes]
@@ -169,6 +174,28 @@ def commit_paths(
         raise LooopbotError("HEAD kept moving while committing the beat; try again")
     finally:
         repo.close()
+
+
+def _objects(store: BaseObjectStore, fn: Callable[[], T]) -> T:
+    """Run `fn`, which writes loose objects, past locks a killed beat abandoned.
+
+    dulwich writes each loose object through `<sha>.lock`; a kill -9 mid-write leaves it,
+    and the next write of the same object (same bytes, same name) would fail forever.
+    Objects are content-addressed, so whoever holds such a lock writes exactly what we
+    would: removing it is safe.
+    """
+    from dulwich.file import FileLocked
+
+    objects = Path(getattr(store, "path", "")).resolve()
+    for _ in range(8):
+        try:
+            return fn()
+        except FileLocked as exc:
+            lock = Path(os.fsdecode(exc.lockfilename)).resolve()
+            if objects not in lock.parents:
+                raise
+            lock.unlink(missing_ok=True)
+    return fn()
 
 
 def _head_target(repo: Repo) -> Ref:

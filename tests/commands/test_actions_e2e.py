@@ -87,10 +87,14 @@ def test_archive_goal_moves_it_out_of_the_world(repo: Repo) -> None:
     assert repo.read("goals/archive/setup.md") == body
     assert committed(repo, "goals/archive/setup.md") and not committed(repo, "goals/setup.md")
     assert repo.status_porcelain() == ""
-    # an archived goal is not part of the world: the next beat sees a changed world
-    repo.decide(NOOP)
+    # The decided world is the one after the move: the loop's own archive is not news,
+    # so the next beat makes no runner call; and the goal has left the world.
+    calls = repo.calls()
     r = repo.tick()
+    assert r.json()["outcome"] == "unchanged" and repo.calls() == calls
     assert r.json()["world_hash"] != world
+    repo.decide(NOOP)
+    decided(repo.tick("--force"), "noop")
     assert "--- goals/setup.md" not in repo.prompts()[-1]
 
 

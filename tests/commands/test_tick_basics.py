@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import NOOP, Repo
 
 
@@ -104,3 +105,23 @@ def test_follow_up_wakes_when_due(repo: Repo) -> None:
     st = repo.state()
     assert 4.9 < st["follow_up_at"] - st["decided_at"] < 5.1
     assert repo.tick().json()["outcome"] == "unchanged"
+
+
+def test_the_loops_own_move_does_not_wake_it_but_a_human_edit_does(repo: Repo) -> None:
+    repo.decide({"action": "write_goal", "id": "ship", "body": "goal: ship it\n"})
+    assert repo.tick().json()["outcome"] == "decided"
+    assert repo.tick().json()["outcome"] == "unchanged"  # its own goal is not news
+    assert repo.calls() == 1
+    repo.write("goals/ship.md", "goal: ship it by Friday\n")  # a human edits it
+    repo.decide(NOOP)
+    assert repo.tick().json()["outcome"] == "decided"
+    assert "goals/ship.md: edited" in repo.prompts()[-1]
+
+
+def test_a_decider_that_wants_to_go_on_asks_for_a_follow_up(repo: Repo) -> None:
+    repo.decide(
+        {"action": "write_goal", "id": "ship", "body": "goal: ship\n", "next_interval_s": 5}
+    )
+    repo.tick()
+    state = repo.state()
+    assert state["follow_up_at"] == pytest.approx(state["decided_at"] + 5, abs=0.01)
