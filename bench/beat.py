@@ -119,8 +119,11 @@ def grow(root: Path, env: dict[str, str], commits: int, journal_lines: int, goal
         ["git", "fast-import", "--quiet"], input=b"".join(lines), cwd=root, env=env, check=True
     )
     branch = sh(["git", "symbolic-ref", "--short", "HEAD"], env, root).strip()
-    sh(["git", "merge", "-q", "--allow-unrelated-histories", "-m", "old history", "history"],
-       env, root)
+    sh(
+        ["git", "merge", "-q", "--allow-unrelated-histories", "-m", "old history", "history"],
+        env,
+        root,
+    )
     sh(["git", "branch", "-q", "-D", "history"], env, root)
     assert branch
     with (root / "journal.md").open("a") as f:
@@ -159,8 +162,12 @@ def main() -> None:
         sixteen = make_repo(base, "sixteen", env, sensors=16, sleep=0.5)
         sh(tick(sixteen), env)
         par = median_time(tick(sixteen), env, 3)
-        figures["parallel_sensors"] = {"sensors": 16, "each_sleeps_s": 0.5,
-                                       "beat_s": round(par, 3), "target_s": 1.5}
+        figures["parallel_sensors"] = {
+            "sensors": 16,
+            "each_sleeps_s": 0.5,
+            "beat_s": round(par, 3),
+            "target_s": 1.5,
+        }
 
         # flat scaling
         fresh = make_repo(base, "fresh", env, sensors=10)
@@ -174,8 +181,11 @@ def main() -> None:
         figures["flat_scaling"] = {
             "fresh_s": round(t_fresh, 4),
             "old_s": round(t_old, 4),
-            "old_repo": {"commits": int(sh(["git", "rev-list", "--count", "HEAD"], env, old)),
-                         "journal_lines": 50_000, "goals": 500},
+            "old_repo": {
+                "commits": int(sh(["git", "rev-list", "--count", "HEAD"], env, old)),
+                "journal_lines": 50_000,
+                "goals": 500,
+            },
             "ratio": round(t_old / t_fresh, 2),
             "target_ratio": 1.25,
         }
