@@ -73,7 +73,7 @@ def sense_world(
     snapshots = sense.run_sensors(
         dd, sense.discover(dd), config.limits, now, honour_interval=honour_interval
     )
-    snapshots.update(sense.system_snapshots(state.goal_acted, desired_mod.goal_ids(dd)))
+    snapshots.update(sense.system_snapshots(state.goal_acted, desired_mod.ids_of(desired)))
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
     return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
 

@@ -11,6 +11,7 @@ from looopbot.ids import is_valid_id
 
 
 def goal_ids(dd: DataDir) -> list[str]:
+    """The ids of the goals on disk (top-level goals/<id>.md with a valid id)."""
     try:
         names = os.listdir(dd.goals)
     except FileNotFoundError:
@@ -33,6 +34,11 @@ def read(dd: DataDir) -> dict[str, bytes]:
         if raw is not None:
             out[f"goals/{gid}.md"] = raw
     return out
+
+
+def ids_of(desired: dict[str, bytes]) -> list[str]:
+    """The goal ids in a desired state already read (no second listing of goals/)."""
+    return [p[len("goals/") : -len(".md")] for p in sorted(desired) if p.startswith("goals/")]
 
 
 def goals_of(desired: dict[str, bytes]) -> list[tuple[str, str]]:

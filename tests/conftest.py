@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,3 +170,51 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 
 NOOP = {"action": "noop", "reason": "nothing to do"}
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def is_dead(pid: int) -> bool:
+    """Gone, or a zombie: killed, only its table entry left for a reaper that is not us.
+
+    (In a container whose PID 1 does not reap orphans, a killed grandchild stays a zombie
+    forever; it runs no code and holds no pipe, so for these tests it is dead.)
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def wait_dead(pids: list[int], within: float = 10.0) -> list[int]:
+    """Poll until the pids are dead (a SIGKILL is delivered asynchronously); the survivors."""
+    end = time.monotonic() + within
+    alive = list(pids)
+    while alive and time.monotonic() < end:
+        alive = [p for p in alive if not is_dead(p)]
+        if alive:
+            time.sleep(0.02)
+    return alive
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture
+def pidfile(tmp_path: Path) -> Iterator[Path]:
+    """Where test scripts record the pids of their background children.
+
+    Whatever survives a failing test is killed here, so no `sleep 300` outlives the run.
+    """
+    path = tmp_path / "pids"
+    yield path
+    for pid in read_pids(path):
+        if not is_dead(pid) and b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)

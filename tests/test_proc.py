@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import read_pids, wait_dead
 
 from looopbot import proc
 
@@ -41,35 +40,6 @@ def is_dead(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_dead(pids: list[int], within: float = 10.0) -> list[int]:
-    """Poll until the pids are dead (a SIGKILL is delivered asynchronously); the survivors."""
-    end = time.monotonic() + within
-    alive = list(pids)
-    while alive and time.monotonic() < end:
-        alive = [p for p in alive if not is_dead(p)]
-        if alive:
-            time.sleep(0.02)
-    return alive
-
-
-def read_pids(path: Path) -> list[int]:
-    return [int(x) for x in path.read_text().split()]
-
-
-@pytest.fixture
-def pidfile(tmp_path: Path) -> Iterator[Path]:
-    """Where test scripts record the pids of their background children.
-
-    Whatever survives a failing test is killed here, so no `sleep 300` outlives the run.
-    """
-    path = tmp_path / "pids"
-    yield path
-    if path.exists():
-        for pid in read_pids(path):
-            if not is_dead(pid) and b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGKILL)
 
 
 # --- exit codes and output ------------------------------------------------------------------

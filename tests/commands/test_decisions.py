@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAKE_RUNNER, NOOP, Repo, Run
+from conftest import FAKE_RUNNER, NOOP, Repo, Run, wait_dead
 
 # What `claude -p --output-format json` really prints for one turn (fields trimmed to the
 # shape; the values are made up).
@@ -494,15 +494,6 @@ def test_recorded_codex_answer_is_decided(repo: Repo) -> None:
     assert r.json()["journal"] == "noop: hi"
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (dead, not yet reaped by init) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_runner_timeout_kills_the_whole_group(repo: Repo, tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     repo.queue(
@@ -518,10 +509,7 @@ def test_runner_timeout_kills_the_whole_group(repo: Repo, tmp_path: Path) -> Non
     r = repo.tick(env={"LOOOPBOT_TICK_TIMEOUT": "1"}, timeout=20)
     assert_failed(r, "timed out", "1s", "tick_timeout")
     pid = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
+    if wait_dead([pid]):
         os.kill(pid, 9)
         raise AssertionError(f"the runner's grandchild {pid} survived the timeout")
     assert not (repo.root / "goals/late.md").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BIN, NOOP, Repo, git
+from conftest import BIN, NOOP, Repo, git, is_dead
 
 JOURNAL_LINE = re.compile(r"^- \d{4}-\d{2}-\d{2} \d{2}:\d{2} \S")
 
@@ -37,15 +37,6 @@ def wait_for(what: str, cond: Callable[[], bool], limit: float = 20) -> None:
         if time.monotonic() > end:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.02)
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (an orphan nobody reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def runner_started(repo: Repo, n: int) -> Callable[[], bool]:
@@ -72,7 +63,7 @@ def marked(tag: str) -> list[int]:
             env = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if needle in env.split(b"\0") and alive(int(entry.name)):
+        if needle in env.split(b"\0") and not is_dead(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -345,7 +336,7 @@ def test_a_killed_run_leaves_the_lock_free(repo: Repo, tmp_path: Path) -> None:
         assert r.code == 0, (r.code, r.err)
         assert r.json()["outcome"] == "decided"
         # The lock was free even though a child of the killed beat was still alive.
-        assert all(alive(pid) for pid in orphans)
+        assert not any(is_dead(pid) for pid in orphans)
     finally:
         if loop.poll() is None:
             loop.kill()

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NOOP, Repo
+from conftest import NOOP, Repo, wait_dead
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -47,40 +45,6 @@ def section(prompt: str, title: str) -> str | None:
 
 def committed(repo: Repo, rel: str) -> bool:
     return bool(repo.git("ls-tree", "--name-only", "HEAD", "--", rel).strip())
-
-
-def is_dead(pid: int) -> bool:
-    """Gone, or a zombie (killed; only its table entry is left for a reaper that is not us)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def survivors(pids: list[int], within: float = 10.0) -> list[int]:
-    end = time.monotonic() + within
-    alive = list(pids)
-    while alive and time.monotonic() < end:
-        alive = [p for p in alive if not is_dead(p)]
-        if alive:
-            time.sleep(0.02)
-    return alive
-
-
-@pytest.fixture
-def pidfile(tmp_path: Path) -> Iterator[Path]:
-    """Where sensors record their background children; survivors of a failed test die here."""
-    path = tmp_path / "pids"
-    yield path
-    if path.exists():
-        for pid in (int(x) for x in path.read_text().split()):
-            if not is_dead(pid) and b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGKILL)
 
 
 def counting(counter: Path, body: str = "") -> str:
@@ -144,7 +108,7 @@ def test_timeout_is_exit_124_and_kills_the_sensors_grandchildren(repo: Repo, pid
     assert shown(repo.prompts()[0], "sensor-hang") == snap
     pids = [int(x) for x in pidfile.read_text().split()]
     assert len(pids) == 3
-    assert survivors(pids) == []
+    assert wait_dead(pids) == []
 
 
 def test_over_the_cap_is_too_large(repo: Repo) -> None:
@@ -261,7 +225,7 @@ def test_misbehaving_sensors_never_break_the_beat(repo: Repo, pidfile: Path) -> 
         assert committed(repo, f"snapshots/sensor-{n}.json"), n
     assert shown(repo.prompts()[0], "sensor-f-good") == {"ok": True}
     assert "snapshots/" not in repo.status_porcelain()
-    assert survivors([int(pidfile.read_text())]) == []
+    assert wait_dead([int(pidfile.read_text())]) == []
 
 
 def test_a_steady_break_wakes_the_loop_once(repo: Repo) -> None:
