@@ -114,6 +114,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     changes = Changes(dd)
     changes.recover()
     state, state_problem = state_mod.load(dd.state)
+    loaded = state
     notes = [state_problem] if state_problem else []
     if changes.recovered:
         notes.append("recovered the writes of an interrupted beat: " + ", ".join(changes.recovered))
@@ -147,7 +148,8 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
         subject = result.error or result.journal or reason
     for note in notes:
         changes.append("journal.md", format_line(scrub(note), now))
-    changes.write(".looopbot/state.json", state.to_json())
+    if state != loaded or state_problem:  # serializing a big unchanged state is waste
+        changes.write(".looopbot/state.json", state.to_json())
     result = result._replace(commit=_commit(dd, config, changes, result, subject))
     _remember(dd, result, now)
     return result

@@ -1,36 +1,52 @@
-"""The desired state: PLAYBOOK.md and every top-level goals/<id>.md (DESIGN §2, §4)."""
+"""The desired state: PLAYBOOK.md and every top-level goals/<id>.md (DESIGN §2, §4).
+
+Read on every beat, so it works on plain strings with os.scandir: with hundreds of goals,
+pathlib objects alone would cost more than the rest of an unchanged beat.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from looopbot.datadir import DataDir
-from looopbot.fsutil import read_bytes_or_none
 from looopbot.ids import is_valid_id
+
+
+def _goal_entries(dd: DataDir) -> list[tuple[str, str]]:
+    """(id, path) of each goal file, sorted by id."""
+    try:
+        with os.scandir(dd.goals) as it:
+            found = [
+                (e.name[:-3], e.path)
+                for e in it
+                if e.name.endswith(".md") and is_valid_id(e.name[:-3]) and e.is_file()
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found)
 
 
 def goal_ids(dd: DataDir) -> list[str]:
     """The ids of the goals on disk (top-level goals/<id>.md with a valid id)."""
+    return [gid for gid, _ in _goal_entries(dd)]
+
+
+def _read(path: str) -> bytes | None:
     try:
-        names = os.listdir(dd.goals)
-    except FileNotFoundError:
-        return []
-    return sorted(
-        n[:-3]
-        for n in names
-        if n.endswith(".md") and is_valid_id(n[:-3]) and (dd.goals / n).is_file()
-    )
+        with open(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
 
 
 def read(dd: DataDir) -> dict[str, bytes]:
     """Data-dir relative path -> bytes, for PLAYBOOK.md and the goals."""
     out: dict[str, bytes] = {}
-    playbook = read_bytes_or_none(dd.playbook)
+    playbook = _read(os.path.join(dd.root, "PLAYBOOK.md"))
     if playbook is not None:
         out["PLAYBOOK.md"] = playbook
-    for gid in goal_ids(dd):
-        raw = read_bytes_or_none(dd.goals / f"{gid}.md")
+    for gid, path in _goal_entries(dd):
+        raw = _read(path)
         if raw is not None:
             out[f"goals/{gid}.md"] = raw
     return out
@@ -43,7 +59,7 @@ def ids_of(desired: dict[str, bytes]) -> list[str]:
 
 def goals_of(desired: dict[str, bytes]) -> list[tuple[str, str]]:
     return [
-        (Path(p).stem, raw.decode("utf-8", errors="replace"))
+        (p[len("goals/") : -len(".md")], raw.decode("utf-8", errors="replace"))
         for p, raw in sorted(desired.items())
         if p.startswith("goals/")
     ]
