@@ -1,0 +1,1 @@
+"""Workers in git worktrees, with branches as leases (DESIGN §8)."""
