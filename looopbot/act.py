@@ -9,12 +9,17 @@ from typing import Any
 
 from looopbot import proc
 from looopbot.actions import (
+    Action,
     ArchiveGoal,
     BadDecision,
     Decision,
     Noop,
+    RestartSession,
     RunShell,
+    SendKey,
     SendNotification,
+    StartWorker,
+    SteerSession,
     WriteGoal,
     WritePlaybook,
     WriteSensor,
@@ -79,11 +84,25 @@ def execute(
         case SendNotification(message=msg, id=nid):
             notify(dd, config, msg, nid)
             return Acted()
-        case _:
-            raise LooopbotError(
-                f"{decision.name}: workers are not available in this version of looopbot — "
-                "choose another action"
-            )
+        case StartWorker() | SteerSession() | SendKey() | RestartSession():
+            return work(dd, config, a)
+    raise LooopbotError(f"{decision.name}: no way to execute this action")  # unreachable
+
+
+def work(dd: DataDir, config: Config, action: Action) -> Acted:
+    """The worker-facing actions go to the fleet (imported only when a beat uses one)."""
+    from looopbot.workers import fleet
+
+    match action:
+        case StartWorker(id=wid, prompt=prompt, verify=verify):
+            fleet.start(dd, config, wid, prompt, verify)
+        case SteerSession(id=wid, input=text):
+            fleet.steer(dd, wid, text)
+        case SendKey(id=wid, keys=keys):
+            fleet.keys(dd, wid, keys)
+        case RestartSession(id=wid):
+            fleet.restart(dd, wid)
+    return Acted()
 
 
 def run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]) -> Acted:

@@ -26,7 +26,7 @@ from looopbot.fsutil import write_atomic
 from looopbot.journal import format_line
 from looopbot.redact import redactor
 from looopbot.state import State
-from looopbot.world import desired_hash, wake_signal, world_hash
+from looopbot.world import desired_digests, desired_hash, wake_signal, world_hash
 
 if TYPE_CHECKING:
     from looopbot.gitstore import Trailers
@@ -73,7 +73,7 @@ def sense_world(
     snapshots = sense.run_sensors(
         dd, sense.discover(dd), config.limits, now, honour_interval=honour_interval
     )
-    snapshots.update(sense.system_snapshots(state.goal_acted, desired_mod.ids_of(desired)))
+    snapshots.update(sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(desired)))
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
     return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
 
@@ -119,6 +119,9 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     if changes.recovered:
         notes.append("recovered the writes of an interrupted beat: " + ", ".join(changes.recovered))
 
+    from looopbot.workers import system
+
+    system.housekeeping(dd, config, now)
     # SENSE
     world = sense_world(dd, config, state, now)
     changed_snapshots = _write_snapshots(dd, changes, world)
@@ -137,10 +140,20 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
             state, result = decide_and_act(
                 dd, config, state, world, now=now, run_id=run_id, changes=changes, scrub=scrub
             )
-            # The action may have added a goal or acted on one: sys-goals follows now, in
-            # this beat's commit, rather than as a commit of its own next beat.
-            after = {**world.snapshots, **_system(dd, state)}
-            changed_snapshots += _write_snapshots(dd, changes, world._replace(snapshots=after))
+            # The decided world is the one AFTER the move: the loop's own edit to a goal, or
+            # the worker it just started, is not news to it (that would cost a second,
+            # redundant runner call and read as a change a human made). A decider that
+            # wants to go on asks with next_interval_s. The snapshots follow now, in this
+            # beat's commit, rather than as a commit of their own next beat.
+            after = after_move(dd, state, world)
+            if result.outcome == "decided":
+                state = state._replace(
+                    decided_hash=after.hash,
+                    decided_files=desired_digests(after.desired),
+                    decided_signals=after.signals,
+                )
+                result = result._replace(world_hash=after.hash)
+            changed_snapshots += _write_snapshots(dd, changes, after)
     if result is None:
         subject = "snapshots " + ", ".join(changed_snapshots) if changed_snapshots else reason
         result = BeatResult(outcome, world.hash, run_id, reason=reason)
@@ -155,8 +168,16 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     return result
 
 
-def _system(dd: DataDir, state: State) -> dict[str, Any]:
-    return sense.system_snapshots(state.goal_acted, desired_mod.goal_ids(dd))
+def after_move(dd: DataDir, state: State, world: World) -> World:
+    """The world as the decider's move left it: the desired state re-read and the system
+    snapshots recomputed (a goal written, a worker started); sensor readings as sensed."""
+    desired = desired_mod.read(dd)
+    snapshots = {
+        **world.snapshots,
+        **sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(desired)),
+    }
+    signals = {name: wake_signal(v) for name, v in snapshots.items()}
+    return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
 
 
 def _write_snapshots(dd: DataDir, changes: Changes, world: World) -> list[str]:

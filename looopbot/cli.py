@@ -81,6 +81,52 @@ def _sensor(p: argparse.ArgumentParser) -> None:
     g.add_argument("name", nargs="?")
 
 
+def _unclaim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the resource's name (an id: letters, digits, '.', '_', '-')")
+    p.add_argument(
+        "--session",
+        metavar="ID",
+        help="the holder (default: $LOOOPBOT_SESSION_ID, else 'human')",
+    )
+
+
+def _claim(p: argparse.ArgumentParser) -> None:
+    _unclaim(p)
+    p.add_argument(
+        "--ttl", type=float, default=86400.0, metavar="SECONDS", help="expire after (86400)"
+    )
+
+
+def _worker(p: argparse.ArgumentParser) -> None:
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _json(verbs.add_parser("list", help="the workers: state, exit code, age, branch, flag"))
+    g = verbs.add_parser("start", help="start worker ID on PROMPT (or - for stdin)")
+    g.add_argument("id")
+    g.add_argument("prompt")
+    g.add_argument("--verify", metavar="CMD", help="a shell check run once after it exits")
+    verbs.add_parser("stop", help="end the worker's whole process group").add_argument("id")
+    g = verbs.add_parser("logs", help="print the worker's output.log")
+    g.add_argument("id")
+    g.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    g.add_argument("--follow", action="store_true", help="keep printing while it is live")
+    g = verbs.add_parser("prune", help="remove finished workers older than limits.worker_ttl")
+    g.add_argument("--all", action="store_true", help="every finished worker, whatever its age")
+
+
+def _flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="the worker (usually $LOOOPBOT_SESSION_ID)")
+    p.add_argument("message", help="the question a human must decide")
+
+
+def _unflag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="the worker")
+
+
+def _answer(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="the worker")
+    p.add_argument("text", help="the answer (or - for stdin), delivered to its stdin")
+
+
 def _example(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", metavar="PROMPT_FILE", help=argparse.SUPPRESS)
 
@@ -101,6 +147,12 @@ COMMANDS: dict[str, tuple[str, str, Configure]] = {
     "playbook": ("steer:playbook", "replace PLAYBOOK.md by hand", _playbook),
     "sensor": ("steer:sensor", "list, write or run sensors", _sensor),
     "validate": ("validate:validate", "check config, goals, sensors and ids", _json),
+    "worker": ("worker:worker", "list, start, stop, follow or prune workers", _worker),
+    "flag": ("worker:flag", "raise a worker's question for a human (run by the worker)", _flag),
+    "unflag": ("worker:unflag", "take a worker's question down", _unflag),
+    "answer": ("worker:answer", "answer a flagged worker: the text goes to its stdin", _answer),
+    "claim": ("claims:claim", "take a named claim on a shared resource (a branch lease)", _claim),
+    "unclaim": ("claims:unclaim", "release a named claim (the holder's, or a stale one)", _unclaim),
     "example-decider": (
         "example:example_decider",
         "the offline example runner (reads a prompt on stdin, writes one decision)",

@@ -19,7 +19,7 @@ from looopbot.ledger import Row
 from looopbot.prompt import PromptInput, build
 from looopbot.runner import decide
 from looopbot.state import State
-from looopbot.world import desired_digests, what_changed, world_hash
+from looopbot.world import desired_digests, what_changed
 
 
 def prompt_input(
@@ -38,6 +38,8 @@ def prompt_input(
         ),
         now=now,
         allowed=config.limits.allowed_actions,
+        # A runner without a worker command cannot start workers: do not offer them.
+        workers_available=bool(config.runner.worker.strip()),
         failure=state.failure if state.failures else None,
         shell=state.last_shell,
         flapping=guards.flapping(state.streaks, config.limits.flap_streak),
@@ -113,15 +115,13 @@ def decide_and_act(
     if gid is not None and gid in live:
         acted_on[gid] = round(now, 3)
     follow = decision.next_interval_s
-    # The decided world is the one AFTER this move: the loop's own edit to a goal or the
-    # playbook is not news to it (it would cost a second, redundant runner call and show up
-    # as a change a human made). A decider that wants to go on asks with next_interval_s.
-    after = desired_mod.read(dd)
+    # decided_hash/files/signals are set from the world as seen before the move; the beat
+    # replaces them with the world after it (beat.after_move).
     state = state._replace(
-        decided_hash=world_hash(after, world.signals),
+        decided_hash=world.hash,
         decided_at=round(now, 3),
         decided_action=decision.name,
-        decided_files=desired_digests(after),
+        decided_files=desired_digests(world.desired),
         decided_signals=world.signals,
         follow_up_at=round(now + follow, 3) if follow else None,
         failures=0,

@@ -28,7 +28,7 @@ class PromptInput:
     changed: Sequence[str]
     now: float
     allowed: frozenset[str] = frozenset(ACTION_NAMES)
-    workers_available: bool = False
+    workers_available: bool = True
     failure: str | None = None
     shell: Mapping[str, Any] | None = None
     flapping: Sequence[str] = ()
@@ -69,11 +69,26 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d"
 
 
+WORKERS_HELP = """\
+Workers do longer work for you: start_worker starts an agent in its own git worktree on
+branch looopbot/worker/<id>, with your prompt as its task (an optional "verify" shell command
+judges it done). Its state, exit code, verify verdict and any question it flagged ("note")
+show in snapshots/sys-workers.json; a flagged worker waits for an answer on its stdin:
+steer_session sends it a line (that is how you answer; a human can also answer with
+`looopbot answer`), send_key sends keys, restart_session restarts it in the same worktree.
+One worker per id while it runs; start one for a goal with the goal's id. Named claims
+(snapshots/sys-claims.json) show who holds a shared resource. A worker's branch is its
+deliverable: merging it is a human's step.
+
+"""
+
+
 def instructions(p: PromptInput) -> str:
     offered = [a for a in ACTION_NAMES if a in p.allowed]
     if not p.workers_available:
         offered = [a for a in offered if a not in WORKER_ACTIONS]
     lines = [line for line in catalogue() if line.split(":")[0] in offered]
+    workers = WORKERS_HELP if "start_worker" in offered else ""
     return f"""You are the decider of looopbot, a control loop for someone's ongoing work. The
 desired state is the PLAYBOOK and the GOALS below; the observed state is the SENSOR READINGS.
 Each beat you choose exactly ONE move that brings the world closer to the goals. looopbot,
@@ -94,7 +109,7 @@ Write the decision as JSON to the file named by $LOOOPBOT_DECISION_FILE, or prin
 last thing you output, for example:
 {{"action": "noop", "reason": "waiting for the build to finish"}}
 
-Guardrails: never take an irreversible step (merge, deploy, delete data, spend money, post
+{workers}Guardrails: never take an irreversible step (merge, deploy, delete data, spend money, post
 publicly) without a human: prepare it and use send_notification to ask. Ask rather than
 guess. Prefer noop when nothing useful can be done. A sensor listed as flapping should be
 fixed rather than reacted to.
@@ -105,6 +120,16 @@ def _snapshot_text(
     name: str, value: Any, goal_acted: Mapping[str, float | None], now: float
 ) -> str:
     text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+    if name == "sys-workers" and isinstance(value, dict):
+        times = (value.get("detail") or {}).get("workers") or {}
+        ages = "; ".join(
+            f"{wid}: started {age(now - t['started_at'])} ago"
+            + (f", ended {age(now - t['ended_at'])} ago" if t.get("ended_at") else "")
+            for wid, t in sorted(times.items())
+            if isinstance(t, dict) and isinstance(t.get("started_at"), int | float)
+        )
+        if ages:
+            text += f"\n(worker ages: {ages})"
     if name == "sys-goals" and goal_acted:
         ages = ", ".join(
             f"{g}: {'never' if t is None else age(now - t) + ' ago'}"

@@ -3,6 +3,7 @@ and common token shapes are replaced by `[redacted]` in everything a beat writes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -55,4 +56,8 @@ def redact_value(value: Any, scrub: Callable[[str], str]) -> Any:
         return [redact_value(v, scrub) for v in value]
     if isinstance(value, dict):
         return {scrub(k): redact_value(v, scrub) for k, v in value.items()}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A secret made of digits can hide in a JSON number: the number goes too.
+        text = json.dumps(value)
+        return value if scrub(text) == text else MARK
     return value

@@ -173,20 +173,24 @@ def _load_sensed(dd: DataDir) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
-def system_snapshots(goal_acted: Mapping[str, float], goal_ids: list[str]) -> dict[str, Any]:
-    """sys-goals, sys-workers, sys-claims: computed in-process, never failing.
+def goals_snapshot(goal_acted: Mapping[str, float], goal_ids: list[str]) -> dict[str, Any]:
+    """sys-goals: signal {} (never wakes), detail = when the loop last acted on each goal.
 
     Absolute times only, so an idle loop writes identical bytes and commits nothing.
     """
     return {
-        "sys-goals": {
-            "signal": {},
-            "detail": {"last_acted": {g: goal_acted.get(g) for g in sorted(goal_ids)}},
-        },
-        # Workers and claims arrive with the worker subsystem; until then, empty lists.
-        "sys-workers": {"signal": [], "detail": {"counts": {}}},
-        "sys-claims": {"signal": []},
+        "signal": {},
+        "detail": {"last_acted": {g: goal_acted.get(g) for g in sorted(goal_ids)}},
     }
+
+
+def system_snapshots(
+    dd: DataDir, goal_acted: Mapping[str, float], goal_ids: list[str]
+) -> dict[str, Any]:
+    """sys-goals, sys-workers, sys-claims: computed in-process, never failing."""
+    from looopbot.workers import system
+
+    return {"sys-goals": goals_snapshot(goal_acted, goal_ids), **system.snapshots(dd)}
 
 
 def snapshot_bytes(value: Any) -> bytes:

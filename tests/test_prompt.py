@@ -389,12 +389,12 @@ def test_the_catalogue_lists_every_action_with_its_fields_when_workers_exist() -
 def test_worker_actions_are_absent_while_workers_are_unavailable() -> None:
     offered = catalogue_lines(build(inp(workers_available=False)))
     assert offered == [a for a in ACTION_NAMES if a not in WORKER_ACTIONS]
-    assert catalogue_lines(build(inp())) == offered  # unavailable is the default
+    assert catalogue_lines(build(inp())) == list(ACTION_NAMES)  # available is the default
 
 
 def test_allowed_actions_filters_the_catalogue() -> None:
     allowed = frozenset({"noop", "write_goal", "send_notification", "start_worker"})
-    assert catalogue_lines(build(inp(allowed=allowed))) == [
+    assert catalogue_lines(build(inp(allowed=allowed, workers_available=False))) == [
         "noop",
         "write_goal",
         "send_notification",

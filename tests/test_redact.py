@@ -121,7 +121,10 @@ def test_redact_value_walks_nested_json() -> None:
 
 def test_redact_value_keeps_non_strings_and_types() -> None:
     scrub = redactor({"X_TOKEN": "12345678"})
-    assert redact_value(12345678, scrub) == 12345678  # a number is not text
+    # A number that spells the secret is redacted (secrets never enter a commit); others stay.
+    assert redact_value(12345678, scrub) == MARK
+    assert redact_value(912345678, scrub) == MARK
+    assert redact_value(42, scrub) == 42 and redact_value(1.5, scrub) == 1.5
     assert redact_value(True, scrub) is True
     assert redact_value(None, scrub) is None
     assert redact_value("id 12345678", scrub) == f"id {MARK}"

@@ -19,6 +19,7 @@ from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.fsutil import write_atomic
 
 NOTE_HEADING = "## Notes from the example decider"
+EXAMPLE_EMAIL = "looopbot@users.noreply.github.com"
 
 
 def goal_body(prompt: str, gid: str) -> str | None:
@@ -58,9 +59,34 @@ def choose(prompt: str) -> dict[str, Any]:
     }
 
 
+def example_worker(brief_file: str) -> int:
+    """An example worker: writes a report about its task in its worktree and commits it on
+    its branch, the way the worker contract asks; for trying workers without an LLM."""
+    import subprocess
+
+    brief = Path(brief_file).read_text(encoding="utf-8", errors="replace")
+    task = brief.split("# Your task", 1)[-1].strip()
+    session = os.environ.get("LOOOPBOT_SESSION_ID", "example")
+    report = Path("reports") / f"{session}.md"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(
+        f"# Report from the example worker\n\nTask:\n\n{task}\n\n"
+        "This is an example: a real runner's worker would do the work here.\n"
+    )
+    # An identity of its own, so the example works where no git identity is configured.
+    ident = ["-c", "user.name=looopbot example worker", "-c", f"user.email={EXAMPLE_EMAIL}"]
+    commit = ["git", *ident, "commit", "-q", "-m", f"{session}: report"]
+    for cmd in (["git", "add", str(report)], commit):
+        done = subprocess.run(cmd, check=False)
+        if done.returncode != 0:
+            raise LooopbotError(f"example worker: {' '.join(cmd)} failed")
+    print(f"example worker: committed {report}")
+    return EXIT_OK
+
+
 def example_decider(args: argparse.Namespace) -> int:
     if args.worker:
-        raise LooopbotError("workers are not available in this version of looopbot")
+        return example_worker(args.worker)
     decision = choose(sys.stdin.read())
     text = json.dumps(decision)
     target = os.environ.get("LOOOPBOT_DECISION_FILE")

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from looopbot import desired, sense
@@ -14,7 +15,7 @@ from looopbot.act import execute
 from looopbot.actions import parse_decision, summary
 from looopbot.beat import commit, new_run_id
 from looopbot.changes import Changes
-from looopbot.config import load
+from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.gitstate import check_committable
@@ -33,10 +34,11 @@ def _text(arg: str, what: str) -> str:
     return arg
 
 
-def apply(dd: DataDir, obj: dict[str, Any]) -> str | None:
-    """Validate and execute one action by hand; returns the commit id."""
-    # allowed_actions restrains the decider, not the operator at the keyboard.
-    decision = parse_decision(obj)
+def by_hand(
+    dd: DataDir, action: str, do: Callable[[Config, Changes, Callable[[str], str]], str]
+) -> str | None:
+    """Do one move by hand under the beat lock, journal it ("by hand: …") and commit it
+    like a beat's action; `do` acts and returns the journal text. Returns the commit id."""
     with beat_lock(dd):
         config = load(dd)
         check_committable(dd)
@@ -44,21 +46,32 @@ def apply(dd: DataDir, obj: dict[str, Any]) -> str | None:
         changes = Changes(dd)
         changes.recover()
         scrub = redactor()
-        acted = execute(dd, config, decision, changes, scrub)
-        if acted.error:
-            raise LooopbotError(acted.error)
-        text = "by hand: " + scrub(summary(decision))
+        text = "by hand: " + scrub(do(config, changes, scrub))
         changes.append("journal.md", format_line(text, now))
         run_id = new_run_id(now)
         sha = commit(
             dd,
             config,
             changes,
-            f"looopbot: {decision.name} · {text}",
-            Trailers(run=run_id, outcome="manual", action=decision.name),
+            f"looopbot: {action} · {text}",
+            Trailers(run=run_id, outcome="manual", action=action),
         )
     print(f"{text}" + (f" [{sha[:10]}]" if sha else ""))
     return sha
+
+
+def apply(dd: DataDir, obj: dict[str, Any]) -> str | None:
+    """Validate and execute one action by hand; returns the commit id."""
+    # allowed_actions restrains the decider, not the operator at the keyboard.
+    decision = parse_decision(obj)
+
+    def do(config: Config, changes: Changes, scrub: Callable[[str], str]) -> str:
+        acted = execute(dd, config, decision, changes, scrub)
+        if acted.error:
+            raise LooopbotError(acted.error)
+        return summary(decision)
+
+    return by_hand(dd, decision.name, do)
 
 
 def goal(args: argparse.Namespace) -> int:

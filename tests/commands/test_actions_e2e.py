@@ -196,23 +196,6 @@ def test_noop_changes_nothing_but_journal_and_state(repo: Repo) -> None:
     assert repo.read("journal.md").splitlines()[-1].endswith("idle: all good")
 
 
-@pytest.mark.parametrize(
-    "decision",
-    [
-        {"action": "start_worker", "id": "w1", "prompt": "do the thing"},
-        {"action": "steer_session", "id": "w1", "input": "yes"},
-        {"action": "send_key", "id": "w1", "keys": ["Enter"]},
-        {"action": "restart_session", "id": "w1"},
-    ],
-    ids=lambda d: d["action"],
-)
-def test_worker_actions_are_not_available(repo: Repo, decision: dict[str, Any]) -> None:
-    repo.decide(decision)
-    assert_failed(repo.tick(), decision["action"], "workers are not available in this version")
-    assert not (repo.root / ".looopbot/workers").exists()
-    assert repo.state()["failures"] == 1
-
-
 # --- unsafe ids write nothing anywhere ---------------------------------------------------------
 
 UNSAFE_IDS = ["../x", "/abs", "ABSOLUTE", ".hidden", "a/b", "a b", "a\u0000b", "a" * 200]

@@ -1,0 +1,192 @@
+"""`worker list|start|stop|logs|prune`, `flag`, `unflag`, `answer` (DESIGN §8, §11).
+
+A start, a stop and an answer are moves a human makes by hand: journaled and committed like
+a beat's action (steer.by_hand). A flag is raised by a worker about itself, often while a
+beat holds the lock, so it only writes the worker's local flag file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from looopbot.changes import Changes
+from looopbot.commands.steer import _text, apply, by_hand
+from looopbot.config import Config, load
+from looopbot.datadir import DataDir, locate
+from looopbot.errors import EXIT_OK, LooopbotError
+from looopbot.fsutil import tail_lines
+from looopbot.workers import fleet, record
+from looopbot.workers.record import Worker
+
+FOLLOW_POLL_S = 0.2
+
+
+def worker(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    verbs: dict[str, Callable[[DataDir, argparse.Namespace], int]] = {
+        "list": _list,
+        "start": _start,
+        "stop": _stop,
+        "logs": _logs,
+        "prune": _prune,
+    }
+    return verbs[args.verb](dd, args)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _ahead(dd: DataDir, w: Worker) -> int | None:
+    from looopbot.workers import worktree
+
+    try:
+        return worktree.commits_ahead(dd, w.branch, w.base_branch)
+    except LooopbotError:
+        return None
+
+
+def _row(dd: DataDir, w: Worker, now: float) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "state": w.state,
+        "exit_code": w.exit_code,
+        "verify": w.verdict,
+        "age_s": round(now - w.started_at, 1),
+        "started_at": w.started_at,
+        "ended_at": w.ended_at,
+        "branch": w.branch,
+        "ahead": _ahead(dd, w),
+        "restarts": w.restarts,
+        "flag": record.flag(dd, w.id),
+    }
+
+
+def _list(dd: DataDir, args: argparse.Namespace) -> int:
+    now = time.time()
+    found = fleet.census(dd)
+    rows = [_row(dd, w, now) for w in found.workers]
+    if args.json:
+        print(json.dumps({"workers": rows, "unreadable": found.unreadable}))
+        return EXIT_OK
+    if not rows and not found.unreadable:
+        print("no workers")
+    for r in rows:
+        code = "-" if r["exit_code"] is None else str(r["exit_code"])
+        verdict = f" verify:{r['verify']}" if r["verify"] else ""
+        ahead = "?" if r["ahead"] is None else f"+{r['ahead']}"
+        flag = f"\tflag: {r['flag']}" if r["flag"] else ""
+        print(
+            f"{r['id']}\t{r['state']}{verdict}\texit {code}\t{_age(r['age_s'])}"
+            f"\t{r['branch']} {ahead}{flag}"
+        )
+    for wid in found.unreadable:
+        print(f"{wid}\tunreadable\t.looopbot/workers/{wid}/state.json cannot be read")
+    return EXIT_OK
+
+
+def _start(dd: DataDir, args: argparse.Namespace) -> int:
+    obj: dict[str, Any] = {
+        "action": "start_worker",
+        "id": args.id,
+        "prompt": _text(args.prompt, "the prompt"),
+    }
+    if args.verify is not None:
+        obj["verify"] = args.verify
+    apply(dd, obj)
+    return EXIT_OK
+
+
+def _stop(dd: DataDir, args: argparse.Namespace) -> int:
+    def do(config: Config, changes: Changes, scrub: Callable[[str], str]) -> str:
+        stopped = fleet.stop(dd, args.id)
+        return f"stop_worker {args.id} ({stopped.state})"
+
+    fleet.check_id(args.id)
+    by_hand(dd, "stop_worker", do)
+    return EXIT_OK
+
+
+def _logs(dd: DataDir, args: argparse.Namespace) -> int:
+    fleet.get(dd, args.id)  # a clear error for an unknown id
+    log = record.paths(dd, args.id).log
+    out = sys.stdout.buffer
+    if args.tail is not None:
+        lines = tail_lines(log, args.tail)
+        out.write("".join(line + "\n" for line in lines).encode())
+        try:  # follow from the end, whatever the tail showed
+            offset = log.stat().st_size
+        except FileNotFoundError:
+            offset = 0
+    else:
+        offset = _copy(log, 0)
+    out.flush()
+    if not args.follow:
+        return EXIT_OK
+    # Until the worker is no longer live; then what it printed last, and stop.
+    while True:
+        live = fleet.get(dd, args.id).live
+        offset = _copy(log, offset)
+        if not live:
+            return EXIT_OK
+        time.sleep(FOLLOW_POLL_S)
+
+
+def _copy(path: Path, offset: int) -> int:
+    """Write the file's bytes from `offset` to stdout; the new offset."""
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+        f.seek(offset)
+        while chunk := f.read(65536):
+            sys.stdout.buffer.write(chunk)
+            offset += len(chunk)
+    sys.stdout.buffer.flush()
+    return offset
+
+
+def _prune(dd: DataDir, args: argparse.Namespace) -> int:
+    pruned = fleet.prune(dd, load(dd), time.time(), everything=args.all)
+    if not pruned:
+        print("nothing to prune")
+    for p in pruned:
+        keep = f"branch {p.branch} kept (it holds work)" if p.kept_branch else "branch deleted"
+        print(f"pruned {p.id}: worktree removed, {keep}")
+    return EXIT_OK
+
+
+def flag(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    fleet.flag(dd, args.id, args.message)
+    print(f"flagged {args.id}: waiting for 'looopbot answer {args.id} …'")
+    return EXIT_OK
+
+
+def unflag(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    fleet.unflag(dd, args.id)
+    return EXIT_OK
+
+
+def answer(args: argparse.Namespace) -> int:
+    dd = locate(args.data_dir)
+    fleet.check_id(args.id)
+    text = _text(args.text, "the answer").strip("\n")
+    if not text.strip():
+        raise LooopbotError("the answer is empty — say what the worker should do")
+
+    def do(config: Config, changes: Changes, scrub: Callable[[str], str]) -> str:
+        fleet.answer(dd, args.id, text)
+        return f"answered {args.id}: {text}"
+
+    by_hand(dd, "answer", do)
+    return EXIT_OK

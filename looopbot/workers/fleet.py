@@ -1,0 +1,450 @@
+"""The fleet: start, steer and stop workers; housekeeping and the sys-workers snapshot.
+
+This is the API the beat, its actions and the `worker` commands call (DESIGN §8). Starts
+(and housekeeping, which may rewrite a dead worker's record) are serialized by a file lock,
+`.looopbot/fleet.lock`, so two starts can never both squeeze under `max_workers` or both
+take one id. The lock is separate from the beat lock, which a beat already holds when it
+starts a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from looopbot import proc
+from looopbot.actions import KEYS, MESSAGE_CAP
+from looopbot.config import Config
+from looopbot.datadir import DataDir
+from looopbot.errors import LooopbotError
+from looopbot.fsutil import read_bytes_or_none, write_atomic
+from looopbot.ids import describe_bad_id, is_valid_id
+from looopbot.workers import identity, record
+from looopbot.workers.record import Worker
+
+START_WAIT_S = 20.0  # for the supervisor to report the worker running
+STOP_WAIT_S = 15.0  # for the supervisor to end the group (its grace is 3 s)
+KILL_GRACE_S = 2.0  # housekeeping: SIGTERM to an orphaned group, then SIGKILL
+
+
+def check_id(wid: str) -> None:
+    """Before any path or ref is built from it: an unsafe id writes nothing anywhere."""
+    if not is_valid_id(wid):
+        raise LooopbotError(f"worker id {describe_bad_id(wid)}")
+
+
+@contextmanager
+def fleet_lock(dd: DataDir) -> Iterator[None]:
+    dd.meta.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dd.scratch("fleet.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for seconds at most (one start)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Census(NamedTuple):
+    workers: list[Worker]  # effective records, by id
+    unreadable: list[str]  # ids whose state.json cannot be read
+
+
+def census(dd: DataDir) -> Census:
+    workers, bad = [], []
+    for wid in record.ids(dd):
+        if not is_valid_id(wid):
+            continue  # not ours (hand-made); nothing of ours is ever named like that
+        try:
+            worker = record.read(dd, wid)
+        except record.Unreadable:
+            bad.append(wid)
+            continue
+        if worker is not None:
+            workers.append(record.effective(worker))
+    return Census(workers, bad)
+
+
+def workers(dd: DataDir) -> list[Worker]:
+    """Every worker as the world sees it (a live record with a dead supervisor is lost)."""
+    return census(dd).workers
+
+
+def live_count(dd: DataDir) -> int:
+    """Live workers; an unreadable record counts as live (the fleet fails closed)."""
+    found = census(dd)
+    return sum(w.live for w in found.workers) + len(found.unreadable)
+
+
+def get(dd: DataDir, wid: str) -> Worker:
+    """The worker's effective record, or a LooopbotError saying there is none."""
+    check_id(wid)
+    try:
+        worker = record.read(dd, wid)
+    except record.Unreadable as exc:
+        raise LooopbotError(
+            f"the record of worker '{wid}' cannot be read ({exc}) — "
+            f"remove .looopbot/workers/{wid}/state.json"
+        ) from None
+    if worker is None:
+        raise LooopbotError(f"there is no worker '{wid}' (see 'looopbot worker list')")
+    return record.effective(worker)
+
+
+# --- start --------------------------------------------------------------------------------
+
+
+def start(dd: DataDir, config: Config, wid: str, prompt: str, verify: str | None = None) -> Worker:
+    """Start worker `wid` on `prompt`; returns its record once the worker runs."""
+    check_id(wid)
+    if not prompt.strip():
+        raise LooopbotError(f"worker '{wid}': the prompt is empty — say what the worker must do")
+    template = config.runner.worker
+    if not template.strip():
+        name = config.runner.name
+        raise LooopbotError(
+            f"runner '{name}' has no worker command — set runners.{name}.worker in looopbot.yaml"
+        )
+    if dd.repo_root is None:
+        raise LooopbotError(f"{dd.root} is not inside a git repository — workers need one")
+    with fleet_lock(dd):
+        _admit(dd, config, wid)
+        from looopbot.workers import contract, worktree
+
+        branch, base, base_branch = worktree.ensure(dd, wid)
+        p = record.paths(dd, wid)
+        _clear_leftovers(p)
+        write_atomic(p.brief, contract.brief(prompt))
+        command = template.replace("{prompt_file}", shlex.quote(str(p.brief)))
+        sup = _launch(dd, wid)
+        me = identity.of(sup.pid)
+        worker = Worker(
+            id=wid,
+            state="starting",
+            command=command,
+            branch=branch,
+            base=base,
+            base_branch=base_branch,
+            started_at=time.time(),
+            supervisor=me,
+            verify=verify or None,
+        )
+        record.write(dd, worker)  # names the supervisor, which waits for exactly this
+        return _await_running(dd, wid, sup)
+
+
+def _admit(dd: DataDir, config: Config, wid: str) -> None:
+    """Refuse a start that would take a live id or go over max_workers."""
+    found = census(dd)
+    if wid in found.unreadable:
+        raise LooopbotError(
+            f"the record of worker '{wid}' cannot be read — remove "
+            f".looopbot/workers/{wid}/state.json to free the id"
+        )
+    mine = next((w for w in found.workers if w.id == wid), None)
+    if mine is not None and mine.live:
+        raise LooopbotError(
+            f"worker '{wid}' is already {mine.state} — stop it ('looopbot worker stop {wid}') "
+            "or choose another id"
+        )
+    if mine is not None and mine.state == "lost":
+        _mark_lost(dd, wid, time.time())  # its orphaned group must not share the worktree
+    if found.unreadable:
+        raise LooopbotError(
+            f"the fleet cannot be counted: the record of worker(s) {', '.join(found.unreadable)} "
+            "cannot be read, so it counts as full — fix or remove their state.json"
+        )
+    live = sum(w.live for w in found.workers)
+    cap = config.limits.max_workers
+    if live >= cap:
+        raise LooopbotError(
+            f"{live} worker(s) live, the limit is {cap} (limits.max_workers) — "
+            "stop one or wait for one to finish"
+        )
+
+
+def _clear_leftovers(p: record.Paths) -> None:
+    """Control messages and a question meant for an earlier run of this id are void."""
+    shutil.rmtree(p.inbox, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        p.flag.unlink()
+    p.inbox.mkdir(parents=True, exist_ok=True)
+
+
+def _launch(dd: DataDir, wid: str) -> subprocess.Popen[bytes]:
+    from looopbot.runner import self_bin
+
+    p = record.paths(dd, wid)
+    log = os.open(p.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(log, f"[looopbot {time.strftime('%H:%M:%S')}] start\n".encode())
+        return subprocess.Popen(
+            [sys.executable, "-m", "looopbot.workers.supervisor", str(dd.root), wid],
+            cwd=dd.root,
+            env=proc.child_env({"LOOOPBOT_BIN": self_bin()}),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            # Its own session: it outlives this command and a Ctrl-C meant for it.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise LooopbotError(f"worker '{wid}': the supervisor could not start: {exc}") from None
+    finally:
+        os.close(log)
+
+
+def _await_running(dd: DataDir, wid: str, sup: subprocess.Popen[bytes]) -> Worker:
+    deadline = time.monotonic() + START_WAIT_S
+    while True:
+        worker = record.read(dd, wid)
+        assert worker is not None
+        if worker.state != "starting":
+            return record.effective(worker)
+        if sup.poll() is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
+    if sup.poll() is None:
+        sup.kill()  # it never reported: do not leave it to start a worker later
+        sup.wait()
+    worker = record.read(dd, wid)  # it may have written its last record as it went
+    assert worker is not None
+    if worker.state != "starting":
+        return record.effective(worker)
+    record.write(dd, worker._replace(state="lost", ended_at=time.time()))
+    raise LooopbotError(f"worker '{wid}' did not start — see .looopbot/workers/{wid}/output.log")
+
+
+# --- control messages -----------------------------------------------------------------
+
+
+def _live(dd: DataDir, wid: str) -> Worker:
+    worker = get(dd, wid)
+    if not worker.live:
+        raise LooopbotError(f"worker '{wid}' is not running (it is {worker.state})")
+    return worker
+
+
+def _post(dd: DataDir, wid: str, message: dict[str, Any]) -> None:
+    """Drop a control message in the worker's inbox; the supervisor takes them in order."""
+    inbox = record.paths(dd, wid).inbox
+    name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(2).hex()}.json"
+    write_atomic(inbox / name, json.dumps(message), durable=False)
+
+
+def steer(dd: DataDir, wid: str, text: str) -> None:
+    """Deliver a line of text to a live worker's stdin."""
+    _live(dd, wid)
+    if len(text.encode()) > MESSAGE_CAP:
+        raise LooopbotError(f"the text for worker '{wid}' is over the {MESSAGE_CAP}-byte cap")
+    _post(dd, wid, {"op": "input", "text": text})
+
+
+def keys(dd: DataDir, wid: str, keys: Sequence[str]) -> None:
+    """Named keys to a live worker: Enter, Tab, Escape, Up, Down, C-c (SIGINT), C-d (EOF)."""
+    unknown = [k for k in keys if k not in KEYS]
+    if unknown or not keys:
+        raise LooopbotError(
+            f"unknown key(s) {', '.join(map(repr, unknown))} (valid: {', '.join(KEYS)})"
+            if unknown
+            else f"no keys given (valid: {', '.join(KEYS)})"
+        )
+    _live(dd, wid)
+    _post(dd, wid, {"op": "keys", "keys": list(keys)})
+
+
+def restart(dd: DataDir, wid: str) -> None:
+    """End the worker's group and run its command again in the same worktree."""
+    _live(dd, wid)
+    _post(dd, wid, {"op": "restart"})
+
+
+def stop(dd: DataDir, wid: str) -> Worker:
+    """End the worker's whole process group; returns the record once it says so."""
+    worker = get(dd, wid)
+    if not worker.live:
+        if worker.state == "lost" and _recorded_live(dd, wid):
+            with fleet_lock(dd):  # its supervisor died: end the orphaned group ourselves
+                _mark_lost(dd, wid, time.time(), state="killed")
+            return get(dd, wid)
+        raise LooopbotError(f"worker '{wid}' is not running (it is {worker.state})")
+    _post(dd, wid, {"op": "stop"})
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        worker = get(dd, wid)
+        if not worker.live:
+            break
+        time.sleep(0.02)
+    if worker.state == "lost" or worker.live:
+        # The supervisor is gone (or wedged): end the group ourselves.
+        with fleet_lock(dd):
+            if worker.live and worker.supervisor is not None:
+                _end_orphan(worker.supervisor)
+            _mark_lost(dd, wid, time.time(), force=True, state="killed")
+        worker = get(dd, wid)
+    return worker
+
+
+# --- flags ----------------------------------------------------------------------------
+
+
+def flag(dd: DataDir, wid: str, message: str) -> None:
+    """A worker's question for a human, shown as `note` while the worker is live."""
+    get(dd, wid)
+    text = " ".join(message.split())
+    if not text:
+        raise LooopbotError("the flag message is empty — say what a human must decide")
+    if len(text.encode()) > MESSAGE_CAP:
+        raise LooopbotError(f"the flag message is over the {MESSAGE_CAP}-byte cap")
+    write_atomic(record.paths(dd, wid).flag, text + "\n")
+
+
+def unflag(dd: DataDir, wid: str) -> None:
+    get(dd, wid)
+    with contextlib.suppress(FileNotFoundError):
+        record.paths(dd, wid).flag.unlink()
+
+
+def answer(dd: DataDir, wid: str, text: str) -> None:
+    """A human's answer: to the worker's stdin, then the question is down."""
+    steer(dd, wid, text)
+    unflag(dd, wid)
+
+
+# --- housekeeping -----------------------------------------------------------------------
+
+
+def _end_orphan(ident: identity.Identity) -> None:
+    """SIGTERM, then SIGKILL, to a process group whose supervisor died.
+
+    The group id is the worker's pid. The kernel never hands out a pid that is still some
+    group's id, so the group is the worker's unless the pid now names a *different* live
+    process (its start time differs): then the group is gone and it is left alone.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        now_start = identity.start_time(ident.pid)
+        if now_start is not None and now_start != ident.start:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(ident.pid, sig)
+        if sig == signal.SIGTERM:
+            deadline = time.monotonic() + KILL_GRACE_S
+            while time.monotonic() < deadline and identity.alive(ident):
+                time.sleep(0.02)
+
+
+def _recorded_live(dd: DataDir, wid: str) -> bool:
+    with contextlib.suppress(record.Unreadable):
+        worker = record.read(dd, wid)
+        return worker is not None and worker.live
+    return False
+
+
+def _mark_lost(
+    dd: DataDir, wid: str, now: float, *, force: bool = False, state: str = "lost"
+) -> None:
+    """Record `lost` (or `state`) for a live record whose supervisor is dead, ending the
+    worker's orphaned group.
+
+    The record is re-read after the supervisor was seen dead: a supervisor writes its final
+    record before it exits, so one that finished meanwhile is never overwritten.
+    """
+    try:
+        worker = record.read(dd, wid)
+    except record.Unreadable:
+        return
+    if worker is None or not worker.live:
+        return
+    if identity.alive(worker.supervisor) and not force:
+        return
+    if worker.process is not None:
+        _end_orphan(worker.process)
+    record.write(dd, worker._replace(state=state, ended_at=worker.ended_at or now))
+
+
+def housekeeping(dd: DataDir, config: Config, now: float) -> None:
+    """Notice lost workers (ending their orphaned groups) and prune aged finished ones."""
+    with fleet_lock(dd):
+        for worker in census(dd).workers:
+            if worker.state == "lost":
+                _mark_lost(dd, worker.id, now)
+        # A broken worktree or branch must not break the beat: it is tried again next time.
+        with contextlib.suppress(LooopbotError, OSError):
+            prune(dd, config, now, locked=True)
+
+
+class Pruned(NamedTuple):
+    id: str
+    branch: str
+    kept_branch: bool  # it holds commits the base branch lacks
+
+
+def prune(
+    dd: DataDir, config: Config, now: float, *, everything: bool = False, locked: bool = False
+) -> list[Pruned]:
+    """Remove finished workers older than limits.worker_ttl (all finished: `everything`):
+    the worktree and the worker's files go; the branch stays only if it holds work."""
+    if not locked:
+        with fleet_lock(dd):
+            return prune(dd, config, now, everything=everything, locked=True)
+    from looopbot.workers import worktree
+
+    done = []
+    ttl = config.limits.worker_ttl
+    for worker in census(dd).workers:
+        if worker.live:
+            continue
+        if worker.state == "lost":
+            _mark_lost(dd, worker.id, now)  # its orphans go before its worktree does
+        ended = worker.ended_at if worker.ended_at is not None else worker.started_at
+        if not everything and now - ended < ttl:
+            continue
+        worktree.remove(dd, worker.id)
+        deleted = worktree.delete_branch_if_empty(dd, worker.branch, worker.base_branch)
+        shutil.rmtree(record.paths(dd, worker.id).dir, ignore_errors=True)
+        done.append(Pruned(worker.id, worker.branch, not deleted))
+    return done
+
+
+# --- the sys-workers snapshot -----------------------------------------------------------
+
+
+def snapshot(dd: DataDir) -> dict[str, Any]:
+    """sys-workers: {id, state, exit_code} per worker (+ `note` while live and flagged,
+    + `verify` once judged); detail holds counts and absolute times only."""
+    found = census(dd)
+    signal_: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    times: dict[str, dict[str, float | None]] = {}
+    for worker in found.workers:
+        item: dict[str, Any] = {"id": worker.id, "state": worker.state}
+        item["exit_code"] = worker.exit_code
+        if worker.live:
+            note = record.flag(dd, worker.id)
+            if note:
+                item["note"] = note
+        if worker.verdict:
+            item["verify"] = worker.verdict
+        signal_.append(item)
+        counts[worker.state] = counts.get(worker.state, 0) + 1
+        times[worker.id] = {"started_at": worker.started_at, "ended_at": worker.ended_at}
+    for wid in found.unreadable:
+        signal_.append({"id": wid, "state": "unreadable", "exit_code": None})
+        counts["unreadable"] = counts.get("unreadable", 0) + 1
+    signal_.sort(key=lambda item: str(item["id"]))
+    return {"signal": signal_, "detail": {"counts": counts, "workers": times}}
+
+
+def log_bytes(dd: DataDir, wid: str) -> bytes:
+    check_id(wid)
+    return read_bytes_or_none(record.paths(dd, wid).log) or b""

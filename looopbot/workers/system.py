@@ -1,0 +1,78 @@
+"""The fleet's part of every beat: housekeeping and the sys-workers / sys-claims snapshots.
+
+Every beat calls these, so they first check, with a stat or two, whether there are any
+workers or claims at all; only then do they load the fleet (and, for claims, dulwich).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from looopbot.config import Config
+from looopbot.datadir import DataDir
+from looopbot.gitstate import _gitdir
+
+CLAIM_REFS = "refs/heads/looopbot/claim/"
+
+
+def _common_dir(dd: DataDir) -> Path | None:
+    if dd.repo_root is None:
+        return None
+    gitdir = _gitdir(dd.repo_root)
+    try:  # a worktree keeps its refs in the main repository's git dir
+        common = (gitdir / "commondir").read_text().strip()
+    except OSError:
+        return gitdir
+    return (gitdir / common).resolve()
+
+
+def has_workers(dd: DataDir) -> bool:
+    try:
+        return bool(os.listdir(dd.meta / "workers"))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def has_claims(dd: DataDir) -> bool:
+    common = _common_dir(dd)
+    if common is None:
+        return False
+    try:
+        if os.listdir(common / CLAIM_REFS):
+            return True
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    try:
+        with open(common / "packed-refs", "rb") as f:
+            return any(CLAIM_REFS.encode() in line for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def housekeeping(dd: DataDir, config: Config, now: float) -> None:
+    """Notice workers that ended or were lost, prune aged ones, reap stale claims."""
+    if has_workers(dd):
+        from looopbot.workers import fleet
+
+        fleet.housekeeping(dd, config, now)
+    if has_claims(dd):
+        from looopbot.workers import claims
+
+        claims.reap_stale(dd, now)
+
+
+def snapshots(dd: DataDir) -> dict[str, Any]:
+    """sys-workers and sys-claims (absolute times only, so an idle fleet commits nothing)."""
+    workers: Any = {"signal": [], "detail": {"counts": {}, "workers": {}}}
+    if has_workers(dd):
+        from looopbot.workers import fleet
+
+        workers = fleet.snapshot(dd)
+    held: list[dict[str, Any]] = []
+    if has_claims(dd):
+        from looopbot.workers import claims
+
+        held = claims.signal(dd)
+    return {"sys-workers": workers, "sys-claims": {"signal": held}}

@@ -1,0 +1,209 @@
+"""`worker list|start|stop|logs|prune`, `flag`, `unflag`, `answer` through the installed CLI,
+with real workers (tests/fake_worker.py) under real supervisors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BIN, TESTS, Repo, make_repo, read_pids, wait_dead
+
+from looopbot.workers.identity import Identity, alive
+
+WORKER = f"{sys.executable} {TESTS / 'fake_worker.py'} {{prompt_file}}"
+
+
+def prompt(wid: str, **spec: Any) -> str:
+    return f"Work for {wid}.\nFAKE {json.dumps(spec)}\n"
+
+
+@pytest.fixture
+def wrepo(tmp_path: Path) -> Iterator[Repo]:
+    repo = make_repo(tmp_path)
+    repo.env["LOOOPBOT_WORKER_COMMAND"] = WORKER
+    yield repo
+    # Nothing a failing test started may outlive it.
+    for state in (repo.root / ".looopbot" / "workers").glob("*/state.json"):
+        try:
+            rec = json.loads(state.read_text())
+        except ValueError:
+            continue
+        for key in ("supervisor", "process"):
+            ident = rec.get(key) and Identity(rec[key]["pid"], rec[key]["start"])
+            if ident and alive(ident):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(ident.pid, signal.SIGKILL)
+
+
+def listing(repo: Repo) -> dict[str, dict[str, Any]]:
+    run = repo.run("worker", "list", "--json")
+    assert run.code == 0, run.err
+    return {w["id"]: w for w in run.json()["workers"]}
+
+
+def wait_finished(repo: Repo, wid: str, within: float = 30) -> dict[str, Any]:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        row = listing(repo)[wid]
+        if row["state"] not in ("starting", "running"):
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"worker {wid} never finished: {listing(repo)[wid]}")
+
+
+def wait_for(path: Path, within: float = 30) -> None:
+    end = time.monotonic() + within
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert path.exists(), path
+
+
+def test_worker_start_by_hand_is_journaled_and_committed_and_listed(wrepo: Repo) -> None:
+    before = wrepo.commits()
+    run = wrepo.run("worker", "start", "w1", "-", input=prompt("w1", report=True))
+    assert run.code == 0, run.err
+    assert "by hand: start_worker w1" in run.out
+    assert wrepo.commits() == before + 1
+    assert wrepo.trailers()["Looopbot-Action"] == "start_worker"
+    assert wrepo.read("journal.md").splitlines()[-1].endswith("by hand: start_worker w1")
+    assert wrepo.status_porcelain() == ""  # scratch stays out of git
+    row = wait_finished(wrepo, "w1")
+    assert (row["state"], row["exit_code"], row["ahead"]) == ("exited", 0, 1)
+    assert row["branch"] == "looopbot/worker/w1"
+    text = wrepo.run("worker", "list")
+    assert text.code == 0 and text.out.startswith("w1\texited\texit 0\t")
+    assert "looopbot/worker/w1 +1" in text.out
+    logs = wrepo.run("worker", "logs", "w1")
+    assert "committed the report" in logs.out
+    tail = wrepo.run("worker", "logs", "w1", "--tail", "1")
+    assert tail.out == logs.out.splitlines(keepends=True)[-1]
+
+
+def test_worker_start_refusals_exit_1_and_write_nothing(wrepo: Repo) -> None:
+    before = wrepo.commits()
+    for bad in ("../evil", "a/b", ".x"):
+        run = wrepo.run("worker", "start", bad, "do things")
+        assert run.code == 1 and "not a valid id" in run.err, run.err
+        assert run.err.startswith("looopbot: ") and run.err.count("\n") == 1
+    assert not (wrepo.root / ".looopbot" / "workers").exists()
+    assert not (wrepo.root / ".looopbot" / "worktrees").exists()
+    assert "looopbot/worker" not in wrepo.git("branch", "--list")
+    run = wrepo.run("worker", "start", "ok", "   ")
+    assert run.code == 1, run.err
+    assert wrepo.commits() == before
+
+
+def test_a_live_id_and_the_cap_are_refused_with_exit_1(wrepo: Repo) -> None:
+    env = {"LOOOPBOT_MAX_WORKERS": "1"}
+    assert wrepo.run("worker", "start", "a", prompt("a", hang=True), env=env).code == 0
+    # The detached supervisor holds no lock of the command that started it.
+    goal = wrepo.run("goal", "write", "g1", "goal: still steerable")
+    assert goal.code == 0, goal.err
+    again = wrepo.run("worker", "start", "a", prompt("a"), env=env)
+    assert again.code == 1 and "already running" in again.err
+    capped = wrepo.run("worker", "start", "b", prompt("b"), env=env)
+    assert capped.code == 1 and "max_workers" in capped.err
+    assert wrepo.run("worker", "stop", "a").code == 0
+    assert wrepo.run("worker", "start", "b", prompt("b"), env=env).code == 0
+
+
+def test_worker_stop_ends_the_group_and_is_journaled(wrepo: Repo, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    spec = prompt("h", pids=str(pids), grandchild=True, hang=True)
+    assert wrepo.run("worker", "start", "h", spec).code == 0
+    end = time.monotonic() + 30
+    while len(read_pids(pids)) < 2 and time.monotonic() < end:
+        time.sleep(0.02)
+    run = wrepo.run("worker", "stop", "h")
+    assert run.code == 0, run.err
+    assert "by hand: stop_worker h (killed)" in run.out
+    assert wait_dead(read_pids(pids)) == []
+    assert listing(wrepo)["h"]["state"] == "killed"
+    again = wrepo.run("worker", "stop", "h")
+    assert again.code == 1 and "not running" in again.err
+    missing = wrepo.run("worker", "stop", "nobody")
+    assert missing.code == 1 and "no worker 'nobody'" in missing.err
+
+
+def test_a_worker_flags_itself_and_an_answer_reaches_its_stdin(wrepo: Repo, tmp_path: Path) -> None:
+    echo = tmp_path / "echo"
+    spec = prompt("q", flag="merge the branch?", read=1, echo=str(echo))
+    assert wrepo.run("worker", "start", "q", spec).code == 0
+    wait_for(wrepo.root / ".looopbot" / "workers" / "q" / "flag")
+    assert listing(wrepo)["q"]["flag"] == "merge the branch?"
+    run = wrepo.run("answer", "q", "-", input="yes, merge it\n")
+    assert run.code == 0, run.err
+    assert wrepo.read("journal.md").splitlines()[-1].endswith("by hand: answered q: yes, merge it")
+    wait_for(echo)
+    assert echo.read_text() == "yes, merge it\n"
+    row = wait_finished(wrepo, "q")
+    assert (row["state"], row["exit_code"], row["flag"]) == ("exited", 0, None)
+    late = wrepo.run("answer", "q", "too late")
+    assert late.code == 1 and "not running" in late.err
+
+
+def test_flag_and_unflag_by_hand(wrepo: Repo) -> None:
+    assert wrepo.run("worker", "start", "f", prompt("f", hang=True)).code == 0
+    assert wrepo.run("flag", "f", "which  account?\n").code == 0
+    assert listing(wrepo)["f"]["flag"] == "which account?"
+    assert wrepo.run("unflag", "f").code == 0
+    assert listing(wrepo)["f"]["flag"] is None
+    bad = wrepo.run("flag", "../f", "x")
+    assert bad.code == 1 and "not a valid id" in bad.err
+    assert wrepo.run("worker", "stop", "f").code == 0
+
+
+def test_logs_follow_ends_when_the_worker_is_no_longer_live(wrepo: Repo) -> None:
+    assert wrepo.run("worker", "start", "lf", prompt("lf", hang=True)).code == 0
+    follow = subprocess.Popen(
+        [str(BIN), "-C", str(wrepo.root), "worker", "logs", "lf", "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **wrepo.env},
+    )
+    try:
+        assert follow.stdout is not None
+        first = ""
+        while "fake worker lf" not in first:  # it prints while the worker is live…
+            line = follow.stdout.readline()
+            assert line, first
+            first += line
+        assert wrepo.run("worker", "stop", "lf").code == 0
+        out, _ = follow.communicate(timeout=30)  # …and ends once it is not
+        out = first + out
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+    assert follow.returncode == 0
+    assert "fake worker lf" in out and "stopped" in out
+
+
+def test_worker_prune_keeps_branches_with_work(wrepo: Repo) -> None:
+    assert wrepo.run("worker", "start", "kept", prompt("kept", report=True)).code == 0
+    assert wrepo.run("worker", "start", "gone", prompt("gone")).code == 0
+    wait_finished(wrepo, "kept")
+    wait_finished(wrepo, "gone")
+    young = wrepo.run("worker", "prune")
+    assert young.code == 0 and young.out == "nothing to prune\n"
+    run = wrepo.run("worker", "prune", "--all")
+    assert run.code == 0, run.err
+    assert "pruned kept: worktree removed, branch looopbot/worker/kept kept" in run.out
+    assert "pruned gone: worktree removed, branch deleted" in run.out
+    branches = wrepo.git("branch", "--list").split()
+    assert "looopbot/worker/kept" in branches and "looopbot/worker/gone" not in branches
+    assert listing(wrepo) == {}
+    assert wrepo.run("worker", "list").out == "no workers\n"
+
+
+def test_worker_logs_of_an_unknown_worker(wrepo: Repo) -> None:
+    run = wrepo.run("worker", "logs", "nope")
+    assert run.code == 1 and "no worker 'nope'" in run.err
