@@ -6,6 +6,7 @@ a private HOME, GIT_CONFIG_NOSYSTEM and fixed identities.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import pytest
 TESTS = Path(__file__).parent
 BIN = Path(sys.executable).parent / "looopbot"
 FAKE_RUNNER = f"{sys.executable} {TESTS / 'fake_runner.py'}"
+FAKE_WORKER = f"{sys.executable} {TESTS / 'fake_worker.py'} {{prompt_file}}"
 
 
 @pytest.fixture(autouse=True)
@@ -218,3 +220,28 @@ def pidfile(tmp_path: Path) -> Iterator[Path]:
     for pid in read_pids(path):
         if not is_dead(pid) and b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes():
             os.kill(pid, signal.SIGKILL)
+
+
+def end_workers(repo: Repo) -> None:
+    """Kill whatever a test's workers left running (supervisors and worker groups)."""
+    from looopbot.workers.identity import Identity, alive
+
+    for state in (repo.root / ".looopbot" / "workers").glob("*/state.json"):
+        try:
+            rec = json.loads(state.read_text())
+        except ValueError:
+            continue
+        for key in ("supervisor", "process"):
+            ident = rec.get(key) and Identity(rec[key]["pid"], rec[key]["start"])
+            if ident and alive(ident):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(ident.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def wrepo(tmp_path: Path) -> Iterator[Repo]:
+    """A data repo whose runner's worker command is the scripted tests/fake_worker.py."""
+    repo = make_repo(tmp_path)
+    repo.env["LOOOPBOT_WORKER_COMMAND"] = FAKE_WORKER
+    yield repo
+    end_workers(repo)

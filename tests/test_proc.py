@@ -25,23 +25,6 @@ def spec(script: str, cwd: Path, timeout: float = 30.0, **kw: Any) -> proc.Spec:
     )
 
 
-def is_dead(pid: int) -> bool:
-    """Gone, or a zombie: killed, only its table entry left for a reaper that is not us.
-
-    (In a container whose PID 1 does not reap orphans, a killed grandchild stays a zombie
-    forever; `kill(pid, 0)` still succeeds on it, yet it runs no code and holds no pipe.)
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
 # --- exit codes and output ------------------------------------------------------------------
 
 

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import NOOP, TESTS, Repo, make_repo, wait_dead
-
-from looopbot.workers.identity import Identity, alive
-
-WORKER = f"{sys.executable} {TESTS / 'fake_worker.py'} {{prompt_file}}"
+from conftest import NOOP, Repo, wait_dead
 
 
 def task(wid: str, **spec: Any) -> str:
     return f"Work for {wid}.\nFAKE {json.dumps(spec)}\n"
-
-
-@pytest.fixture
-def wrepo(tmp_path: Path) -> Iterator[Repo]:
-    repo = make_repo(tmp_path)
-    repo.env["LOOOPBOT_WORKER_COMMAND"] = WORKER
-    yield repo
-    for state in (repo.root / ".looopbot" / "workers").glob("*/state.json"):
-        with contextlib.suppress(ValueError):
-            rec = json.loads(state.read_text())
-            for key in ("supervisor", "process"):
-                ident = rec.get(key) and Identity(rec[key]["pid"], rec[key]["start"])
-                if ident and alive(ident):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(ident.pid, signal.SIGKILL)
 
 
 def record(repo: Repo, wid: str) -> dict[str, Any]:

@@ -3,45 +3,18 @@ with real workers (tests/fake_worker.py) under real supervisors."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import BIN, TESTS, Repo, make_repo, read_pids, wait_dead
-
-from looopbot.workers.identity import Identity, alive
-
-WORKER = f"{sys.executable} {TESTS / 'fake_worker.py'} {{prompt_file}}"
+from conftest import BIN, Repo, read_pids, wait_dead
 
 
 def prompt(wid: str, **spec: Any) -> str:
     return f"Work for {wid}.\nFAKE {json.dumps(spec)}\n"
-
-
-@pytest.fixture
-def wrepo(tmp_path: Path) -> Iterator[Repo]:
-    repo = make_repo(tmp_path)
-    repo.env["LOOOPBOT_WORKER_COMMAND"] = WORKER
-    yield repo
-    # Nothing a failing test started may outlive it.
-    for state in (repo.root / ".looopbot" / "workers").glob("*/state.json"):
-        try:
-            rec = json.loads(state.read_text())
-        except ValueError:
-            continue
-        for key in ("supervisor", "process"):
-            ident = rec.get(key) and Identity(rec[key]["pid"], rec[key]["start"])
-            if ident and alive(ident):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(ident.pid, signal.SIGKILL)
 
 
 def listing(repo: Repo) -> dict[str, dict[str, Any]]:
