@@ -22,7 +22,7 @@ from conftest import BIN, TESTS, Repo, read_pids, wait_dead
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import LooopbotError
-from looopbot.workers import contract, fleet, identity, record
+from looopbot.workers import contract, fleet, identity, record, upkeep
 from looopbot.workers.record import Worker
 
 WORKER = f"{sys.executable} {TESTS / 'fake_worker.py'} {{prompt_file}}"
@@ -236,7 +236,7 @@ def test_kill_9_of_the_supervisor_is_lost_never_running_and_housekeeping_ends_it
     assert fleet.live_count(fl.dd) == 0
     # Its orphaned group still runs until housekeeping ends it.
     assert wait_dead([worker_pid, grandchild], within=0.2) == [worker_pid, grandchild]
-    fleet.housekeeping(fl.dd, fl.config, time.time())
+    upkeep.housekeeping(fl.dd, fl.config, time.time())
     assert wait_dead([worker_pid, grandchild]) == []
     assert fl.rec("orphan").state == "lost" and fl.rec("orphan").ended_at is not None
     # The lease is free: the same id starts again, on the same branch.
@@ -268,7 +268,7 @@ def test_a_reused_pid_is_not_mistaken_for_a_live_worker(fl: Fleet, pidfile: Path
     record.write(fl.dd, base._replace(supervisor=identity.Identity(me.pid, "not-" + me.start)))
     (seen,) = fleet.workers(fl.dd)
     assert seen.state == "lost"
-    fleet.housekeeping(fl.dd, fl.config, time.time())
+    upkeep.housekeeping(fl.dd, fl.config, time.time())
     assert fl.rec("ghost").state == "lost"
     # The stranger's group was not signalled, though it holds the recorded pid.
     assert wait_dead([stranger.pid], within=0.5) == [stranger.pid]
@@ -313,10 +313,10 @@ def test_prune_keeps_branches_with_work_and_removes_the_rest(fl: Fleet) -> None:
     fl.start("idle")
     fl.wait("worked")
     fl.wait("idle")
-    fleet.housekeeping(fl.dd, fl.config, time.time())  # within the TTL: nothing goes
+    upkeep.housekeeping(fl.dd, fl.config, time.time())  # within the TTL: nothing goes
     assert record.paths(fl.dd, "worked").worktree.exists()
     later = time.time() + fl.config.limits.worker_ttl + 1
-    fleet.housekeeping(fl.dd, fl.config, later)
+    upkeep.housekeeping(fl.dd, fl.config, later)
     for wid in ("worked", "idle"):
         p = record.paths(fl.dd, wid)
         assert not p.worktree.exists() and not p.dir.exists()
@@ -328,7 +328,7 @@ def test_prune_keeps_branches_with_work_and_removes_the_rest(fl: Fleet) -> None:
 
 def test_prune_leaves_live_workers_alone(fl: Fleet) -> None:
     fl.start("busy", hang=True)
-    assert fleet.prune(fl.dd, fl.config, time.time() + 10**9, everything=True) == []
+    assert upkeep.prune(fl.dd, fl.config, time.time() + 10**9, everything=True) == []
     assert fl.rec("busy").state == "running"
     assert record.paths(fl.dd, "busy").worktree.exists()
 
@@ -337,7 +337,7 @@ def test_a_restarted_id_reuses_its_branch_and_its_commits(fl: Fleet) -> None:
     fl.start("twice", report=True)
     fl.wait("twice")
     first_tip = fl.repo.git("rev-parse", "looopbot/worker/twice").strip()
-    fleet.prune(fl.dd, fl.config, time.time(), everything=True)
+    upkeep.prune(fl.dd, fl.config, time.time(), everything=True)
     again = fl.start("twice")
     assert again.base == fl.repo.head()  # forked from main: the merge-base
     fl.wait("twice")

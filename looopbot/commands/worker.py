@@ -22,7 +22,7 @@ from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.fsutil import tail_lines
-from looopbot.workers import fleet, record
+from looopbot.workers import fleet, record, upkeep
 from looopbot.workers.record import Worker
 
 FOLLOW_POLL_S = 0.2
@@ -155,7 +155,7 @@ def _copy(path: Path, offset: int) -> int:
 
 
 def _prune(dd: DataDir, args: argparse.Namespace) -> int:
-    pruned = fleet.prune(dd, load(dd), time.time(), everything=args.all)
+    pruned = upkeep.prune(dd, load(dd), time.time(), everything=args.all)
     if not pruned:
         print("nothing to prune")
     for p in pruned:

@@ -1,4 +1,4 @@
-"""The fleet: start, steer and stop workers; housekeeping and the sys-workers snapshot.
+"""The fleet: start, steer and stop workers; flags and answers; the sys-workers snapshot.
 
 This is the API the beat, its actions and the `worker` commands call (DESIGN §8). Starts
 (and housekeeping, which may rewrite a dead worker's record) are serialized by a file lock,
@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,12 +29,11 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import read_bytes_or_none, write_atomic
 from looopbot.ids import describe_bad_id, is_valid_id
-from looopbot.workers import identity, record
+from looopbot.workers import identity, orphans, record
 from looopbot.workers.record import Worker
 
 START_WAIT_S = 20.0  # for the supervisor to report the worker running
 STOP_WAIT_S = 15.0  # for the supervisor to end the group (its grace is 3 s)
-KILL_GRACE_S = 2.0  # housekeeping: SIGTERM to an orphaned group, then SIGKILL
 
 
 def check_id(wid: str) -> None:
@@ -158,7 +156,7 @@ def _admit(dd: DataDir, config: Config, wid: str) -> None:
             "or choose another id"
         )
     if mine is not None and mine.state == "lost":
-        _mark_lost(dd, wid, time.time())  # its orphaned group must not share the worktree
+        orphans.mark_lost(dd, wid, time.time())  # its orphaned group must not share the worktree
     if found.unreadable:
         raise LooopbotError(
             f"the fleet cannot be counted: the record of worker(s) {', '.join(found.unreadable)} "
@@ -273,9 +271,9 @@ def stop(dd: DataDir, wid: str) -> Worker:
     """End the worker's whole process group; returns the record once it says so."""
     worker = get(dd, wid)
     if not worker.live:
-        if worker.state == "lost" and _recorded_live(dd, wid):
+        if worker.state == "lost" and orphans.recorded_live(dd, wid):
             with fleet_lock(dd):  # its supervisor died: end the orphaned group ourselves
-                _mark_lost(dd, wid, time.time(), state="killed")
+                orphans.mark_lost(dd, wid, time.time(), state="killed")
             return get(dd, wid)
         raise LooopbotError(f"worker '{wid}' is not running (it is {worker.state})")
     _post(dd, wid, {"op": "stop"})
@@ -289,8 +287,8 @@ def stop(dd: DataDir, wid: str) -> Worker:
         # The supervisor is gone (or wedged): end the group ourselves.
         with fleet_lock(dd):
             if worker.live and worker.supervisor is not None:
-                _end_orphan(worker.supervisor)
-            _mark_lost(dd, wid, time.time(), force=True, state="killed")
+                orphans.end_orphan(worker.supervisor)
+            orphans.mark_lost(dd, wid, time.time(), force=True, state="killed")
         worker = get(dd, wid)
     return worker
 
@@ -319,101 +317,6 @@ def answer(dd: DataDir, wid: str, text: str) -> None:
     """A human's answer: to the worker's stdin, then the question is down."""
     steer(dd, wid, text)
     unflag(dd, wid)
-
-
-# --- housekeeping -----------------------------------------------------------------------
-
-
-def _end_orphan(ident: identity.Identity) -> None:
-    """SIGTERM, then SIGKILL, to a process group whose supervisor died.
-
-    The group id is the worker's pid. The kernel never hands out a pid that is still some
-    group's id, so the group is the worker's unless the pid now names a *different* live
-    process (its start time differs): then the group is gone and it is left alone.
-    """
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        now_start = identity.start_time(ident.pid)
-        if now_start is not None and now_start != ident.start:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(ident.pid, sig)
-        if sig == signal.SIGTERM:
-            deadline = time.monotonic() + KILL_GRACE_S
-            while time.monotonic() < deadline and identity.alive(ident):
-                time.sleep(0.02)
-
-
-def _recorded_live(dd: DataDir, wid: str) -> bool:
-    with contextlib.suppress(record.Unreadable):
-        worker = record.read(dd, wid)
-        return worker is not None and worker.live
-    return False
-
-
-def _mark_lost(
-    dd: DataDir, wid: str, now: float, *, force: bool = False, state: str = "lost"
-) -> None:
-    """Record `lost` (or `state`) for a live record whose supervisor is dead, ending the
-    worker's orphaned group.
-
-    The record is re-read after the supervisor was seen dead: a supervisor writes its final
-    record before it exits, so one that finished meanwhile is never overwritten.
-    """
-    try:
-        worker = record.read(dd, wid)
-    except record.Unreadable:
-        return
-    if worker is None or not worker.live:
-        return
-    if identity.alive(worker.supervisor) and not force:
-        return
-    if worker.process is not None:
-        _end_orphan(worker.process)
-    record.write(dd, worker._replace(state=state, ended_at=worker.ended_at or now))
-
-
-def housekeeping(dd: DataDir, config: Config, now: float) -> None:
-    """Notice lost workers (ending their orphaned groups) and prune aged finished ones."""
-    with fleet_lock(dd):
-        for worker in census(dd).workers:
-            if worker.state == "lost":
-                _mark_lost(dd, worker.id, now)
-        # A broken worktree or branch must not break the beat: it is tried again next time.
-        with contextlib.suppress(LooopbotError, OSError):
-            prune(dd, config, now, locked=True)
-
-
-class Pruned(NamedTuple):
-    id: str
-    branch: str
-    kept_branch: bool  # it holds commits the base branch lacks
-
-
-def prune(
-    dd: DataDir, config: Config, now: float, *, everything: bool = False, locked: bool = False
-) -> list[Pruned]:
-    """Remove finished workers older than limits.worker_ttl (all finished: `everything`):
-    the worktree and the worker's files go; the branch stays only if it holds work."""
-    if not locked:
-        with fleet_lock(dd):
-            return prune(dd, config, now, everything=everything, locked=True)
-    from looopbot.workers import worktree
-
-    done = []
-    ttl = config.limits.worker_ttl
-    for worker in census(dd).workers:
-        if worker.live:
-            continue
-        if worker.state == "lost":
-            _mark_lost(dd, worker.id, now)  # its orphans go before its worktree does
-        ended = worker.ended_at if worker.ended_at is not None else worker.started_at
-        if not everything and now - ended < ttl:
-            continue
-        worktree.remove(dd, worker.id)
-        deleted = worktree.delete_branch_if_empty(dd, worker.branch, worker.base_branch)
-        shutil.rmtree(record.paths(dd, worker.id).dir, ignore_errors=True)
-        done.append(Pruned(worker.id, worker.branch, not deleted))
-    return done
 
 
 # --- the sys-workers snapshot -----------------------------------------------------------

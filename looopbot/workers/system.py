@@ -54,9 +54,9 @@ def has_claims(dd: DataDir) -> bool:
 def housekeeping(dd: DataDir, config: Config, now: float) -> None:
     """Notice workers that ended or were lost, prune aged ones, reap stale claims."""
     if has_workers(dd):
-        from looopbot.workers import fleet
+        from looopbot.workers import upkeep
 
-        fleet.housekeeping(dd, config, now)
+        upkeep.housekeeping(dd, config, now)
     if has_claims(dd):
         from looopbot.workers import claims
 
