@@ -126,7 +126,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     world = sense_world(dd, config, state, now)
     changed_snapshots = _write_snapshots(dd, changes, world)
     # DIFF
-    state = state._replace(streaks=guards.update_streaks(state.streaks, world.signals))
+    state, moved = _streaks(dd, state, world)
     wake = guards.wake(state, world.hash, now, force=force, noop_ttl=config.limits.noop_ttl)
     outcome, reason = ("unchanged", wake.reason)
     result: BeatResult | None = None
@@ -164,8 +164,35 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     if state != loaded or state_problem:  # serializing a big unchanged state is waste
         changes.write(".looopbot/state.json", state.to_json())
     result = result._replace(commit=_commit(dd, config, changes, result, subject))
-    _remember(dd, result, now)
+    _remember(dd, result, now, signals_moved=moved)
     return result
+
+
+def _streaks(dd: DataDir, state: State, world: World) -> tuple[State, bool]:
+    """Flapping streaks, and whether any signal moved this beat.
+
+    A quiet beat leaves the streaks alone: resetting them would change the state file and
+    cost a commit after every change. A beat where a signal moved commits anyway; it
+    resets the streaks first when the beat before it (noted in local scratch) was quiet.
+    """
+    digests = {name: d for name, (d, _n) in state.streaks.items()}
+    if not _last_beat(dd).get("signals_moved", False):
+        base = {name: (d, 0) for name, d in digests.items()}
+    else:
+        base = dict(state.streaks)
+    streaks = guards.update_streaks(base, world.signals)
+    if {name: d for name, (d, _n) in streaks.items()} == digests:
+        return state, False
+    return state._replace(streaks=streaks), True
+
+
+def _last_beat(dd: DataDir) -> dict[str, Any]:
+    try:
+        with open(dd.scratch(LAST_BEAT), "rb") as f:
+            found = json.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def after_move(dd: DataDir, state: State, world: World) -> World:
@@ -229,8 +256,14 @@ def commit(
     return sha
 
 
-def _remember(dd: DataDir, result: BeatResult, now: float) -> None:
-    record = {**result.public(), "run_id": result.run_id, "reason": result.reason, "at": now}
+def _remember(dd: DataDir, result: BeatResult, now: float, *, signals_moved: bool) -> None:
+    record = {
+        **result.public(),
+        "run_id": result.run_id,
+        "reason": result.reason,
+        "at": now,
+        "signals_moved": signals_moved,
+    }
     with contextlib.suppress(OSError):  # only `status` reads it
         write_atomic(dd.scratch(LAST_BEAT), json.dumps(record), durable=False)
 

@@ -125,3 +125,18 @@ def test_a_decider_that_wants_to_go_on_asks_for_a_follow_up(repo: Repo) -> None:
     repo.tick()
     state = repo.state()
     assert state["follow_up_at"] == pytest.approx(state["decided_at"] + 5, abs=0.01)
+
+
+def test_after_a_change_quiet_beats_commit_nothing(repo: Repo) -> None:
+    reading = repo.root.parent / "reading"
+    reading.write_text("1")
+    repo.sensor("s", f'#!/usr/bin/env bash\necho "{{\\"v\\": $(cat {reading})}}"\n')
+    repo.decide(NOOP, NOOP)
+    assert repo.tick().json()["outcome"] == "decided"
+    reading.write_text("2")
+    assert repo.tick().json()["outcome"] == "decided"  # the change, committed
+    head = repo.head()
+    for _ in range(3):
+        r = repo.tick()
+        assert r.json()["outcome"] == "unchanged" and r.json()["commit"] is None, r.out
+    assert repo.head() == head
