@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from looopbot import desired as desired_mod
@@ -145,7 +146,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
             # redundant runner call and read as a change a human made). A decider that
             # wants to go on asks with next_interval_s. The snapshots follow now, in this
             # beat's commit, rather than as a commit of their own next beat.
-            after = after_move(dd, state, world)
+            after = after_move(dd, state, world, changes.paths)
             if result.outcome == "decided":
                 state = state._replace(
                     decided_hash=after.hash,
@@ -195,16 +196,46 @@ def _last_beat(dd: DataDir) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def after_move(dd: DataDir, state: State, world: World) -> World:
-    """The world as the decider's move left it: the desired state re-read and the system
+def after_move(dd: DataDir, state: State, world: World, written: Iterable[str]) -> World:
+    """The world as the decider's move left it: the desired files the move wrote, the system
     snapshots recomputed (a goal written, a worker started); sensor readings as sensed."""
-    desired = desired_mod.read(dd)
+    current = desired_mod.read(dd)
+    # A human's edit to another goal while the decider thought is news: only the files the
+    # move itself wrote take their new content in the decided world.
+    desired = dict(world.desired)
+    for path in written:
+        if path == "PLAYBOOK.md" or path.startswith("goals/"):
+            if path in current:
+                desired[path] = current[path]
+            else:
+                desired.pop(path, None)
     snapshots = {
         **world.snapshots,
-        **sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(desired)),
+        **sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(current)),
     }
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
+    # Only the move's own doing is not news. A worker that ended or flagged, or a claim
+    # taken or released, while the decider thought (minutes, for a real runner) is: the
+    # decided signals keep what the decider saw there, so the next beat wakes for it.
+    if "sys-workers" in world.signals:
+        signals["sys-workers"] = _moved_workers(
+            world.signals["sys-workers"], signals["sys-workers"]
+        )
+    if "sys-claims" in world.signals:
+        signals["sys-claims"] = world.signals["sys-claims"]
     return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
+
+
+def _moved_workers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[Any]:
+    """The sys-workers signal the decider saw, plus the workers its move made live."""
+    from looopbot.workers.record import LIVE
+
+    seen = {item["id"]: item for item in before}
+    for item in after:
+        was = seen.get(item["id"])
+        if item["state"] in LIVE and (was is None or was["state"] not in LIVE):
+            seen[item["id"]] = item
+    return sorted(seen.values(), key=lambda item: str(item["id"]))
 
 
 def _write_snapshots(dd: DataDir, changes: Changes, world: World) -> list[str]:

@@ -104,7 +104,7 @@ def test_a_pid_reused_by_a_live_process_does_not_keep_a_dead_holder(repo: Repo) 
     record.write(
         dd,
         record.Worker(
-            "w-reused", "running", "true", "b", "0" * 40, "master", T,
+            "w-reused", "running", "true", record.branch("w-reused"), "0" * 40, "master", T,
             supervisor=Identity(pid=os.getpid(), start="not-my-start"),
         ),
     )  # fmt: skip

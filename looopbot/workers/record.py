@@ -106,13 +106,33 @@ def parse(raw: bytes) -> Worker:
         raise Unreadable(str(exc)) from None
     if worker.state not in STATES:
         raise Unreadable(f"unknown state {worker.state!r}")
+    for key, kinds in _TYPES.items():  # a mistyped field must not crash a beat later
+        if not isinstance(getattr(worker, key), kinds):
+            raise Unreadable(f"{key} is {getattr(worker, key)!r}")
     return worker
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("id", "state", "command", "branch", "base", "base_branch"), (str,)),
+    "started_at": (int, float),
+    "ended_at": (int, float, type(None)),
+    "exit_code": (int, type(None)),
+    "verify": (str, type(None)),
+    "verdict": (str, type(None)),
+    "restarts": (int,),
+}
 
 
 def read(dd: DataDir, wid: str) -> Worker | None:
     """The worker's record as written (None when there is none); raises Unreadable."""
     raw = read_bytes_or_none(paths(dd, wid).state)
-    return None if raw is None else parse(raw)
+    if raw is None:
+        return None
+    worker = parse(raw)
+    # Its id and branch build paths and refs (prune removes them): they must be this id's.
+    if worker.id != wid or worker.branch != branch(wid):
+        raise Unreadable(f"it names worker {worker.id!r} on {worker.branch!r}")
+    return worker
 
 
 def write(dd: DataDir, worker: Worker) -> None:

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +52,11 @@ def note(log: Path, text: str) -> None:
         f.write(f"[looopbot {time.strftime('%H:%M:%S')}] {text}\n".encode())
 
 
+class Stopped(Exception):
+    """A SIGTERM (a stop) while verify runs: the inbox is not read then, and proc.run ends
+    the verify's own process group as this passes through it, so none outlives us."""
+
+
 def exit_code(returncode: int) -> int:
     """A shell-style code: killed by signal N is 128+N (JSON has no negative convention)."""
     return 128 - returncode if returncode < 0 else returncode
@@ -69,6 +74,7 @@ class Supervisor:
         self.pending = bytearray()  # stdin bytes the worker has not taken yet
         self.close_stdin = False  # C-d: close once `pending` is written
         self.terminate = False  # SIGTERM to us
+        self.verifying = False  # inside verify: a SIGTERM raises Stopped there
 
     # --- the worker process -----------------------------------------------------------
 
@@ -169,12 +175,13 @@ class Supervisor:
 
     # --- the inbox --------------------------------------------------------------------
 
-    def take_inbox(self) -> list[dict[str, Any]]:
+    def take_inbox(self) -> Iterator[dict[str, Any]]:
+        """The inbox's messages in order, each removed only as it is handed over: those
+        behind a stop or restart the caller acts on stay for the next turn."""
         try:
             names = sorted(n for n in os.listdir(self.paths.inbox) if not n.startswith("."))
         except FileNotFoundError:
-            return []
-        messages = []
+            return
         for name in names:
             path = self.paths.inbox / name
             raw = read_bytes_or_none(path)
@@ -185,10 +192,9 @@ class Supervisor:
             except ValueError:
                 message = None
             if isinstance(message, dict):
-                messages.append(message)
+                yield message
             else:
                 note(self.paths.log, f"ignored an unreadable inbox message {name}")
-        return messages
 
     def handle(self, message: dict[str, Any]) -> str | None:
         """Act on one control message; returns "stop" or "restart" when the loop must."""
@@ -262,7 +268,15 @@ class Supervisor:
         so the loop never sees "exited 0" without the verdict a declared verify owes it."""
         verdict = None
         if self.worker.verify:
-            verdict = self.verify(self.worker.verify)
+            self.verifying = True
+            try:
+                verdict = self.verify(self.worker.verify)
+            except Stopped:
+                note(self.paths.log, "stopped during verify: its process group was ended")
+                self.save(state="killed", exit_code=code, ended_at=time.time())
+                return
+            finally:
+                self.verifying = False
         self.save(state="exited", exit_code=code, ended_at=time.time(), verdict=verdict)
 
     def verify(self, command: str) -> str:
@@ -336,6 +350,8 @@ def main(argv: list[str]) -> int:
 
     def on_term(_sig: int, _frame: Any) -> None:
         sup.terminate = True
+        if sup.verifying:
+            raise Stopped
 
     def unmoved(_sig: int, _frame: Any) -> None:
         pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import NOOP, Repo
 
@@ -140,3 +142,24 @@ def test_after_a_change_quiet_beats_commit_nothing(repo: Repo) -> None:
         r = repo.tick()
         assert r.json()["outcome"] == "unchanged" and r.json()["commit"] is None, r.out
     assert repo.head() == head
+
+
+def test_a_human_goal_edit_while_the_decider_thinks_still_wakes_the_next_beat(
+    repo: Repo,
+) -> None:
+    repo.write("goals/other.md", "goal: other\n")
+    repo.decide(NOOP)
+    repo.tick()
+    # During the decision, a human edits goals/other.md; the move writes goals/ship.md.
+    repo.queue(
+        {
+            "spawn": f"echo 'goal: other, by Friday' > {repo.root / 'goals/other.md'}",
+            "stdout": json.dumps({"action": "write_goal", "id": "ship", "body": "goal: ship\n"}),
+        }
+    )
+    assert repo.tick("--force").json()["action"] == "write_goal"
+    repo.decide(NOOP)
+    r = repo.tick()
+    assert r.json()["outcome"] == "decided", r.out
+    changed = repo.prompts()[-1].split("=== WHAT CHANGED ===")[1]
+    assert "goals/other.md: edited" in changed and "goals/ship.md" not in changed.split("===")[0]
