@@ -16,6 +16,20 @@ def is_valid_id(value: object) -> bool:
     return isinstance(value, str) and ID_RE.fullmatch(value) is not None and ".." not in value
 
 
+def check_branch_id(value: str, what: str) -> None:
+    """Ids that become branch names (workers, claims): a safe id git also accepts.
+
+    git refuses ref names ending in "." or ".lock"; say so in our words, before any path or
+    ref is built.
+    """
+    from looopbot.errors import LooopbotError
+
+    if not is_valid_id(value):
+        raise LooopbotError(f"{what} {describe_bad_id(value)}")
+    if value.endswith((".", ".lock")):
+        raise LooopbotError(f"{what} {value!r} may not end with '.' or '.lock'")
+
+
 def describe_bad_id(value: object) -> str:
     shown = (
         repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40]) + "…"

@@ -357,3 +357,10 @@ def test_a_worker_with_an_unsafe_id_writes_nothing(fl: Fleet, bad: str) -> None:
         with pytest.raises(LooopbotError, match="not a valid id"):
             call(fl.dd, bad, "text")
     assert not (fl.dd.meta / "workers").exists()
+
+
+@pytest.mark.parametrize("wid", ["w.lock", "w."])
+def test_an_id_git_refuses_as_a_branch_is_refused_in_our_words(fl: Fleet, wid: str) -> None:
+    with pytest.raises(LooopbotError, match="may not end with"):
+        fleet.start(fl.dd, fl.config, wid, "task")
+    assert not (fl.dd.meta / "workers" / wid).exists()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
-from looopbot.ids import describe_bad_id, is_valid_id
+from looopbot.ids import check_branch_id, describe_bad_id, is_valid_id
 from looopbot.workers import record
 
 if TYPE_CHECKING:
@@ -53,10 +53,7 @@ class Claim(NamedTuple):
 
 def ref_of(name: str) -> str:
     """The claim's ref; refuses any name that is not a safe id before building anything."""
-    if not is_valid_id(name):
-        raise LooopbotError(f"claim name {describe_bad_id(name)}")
-    if name.endswith((".", ".lock")):  # git refuses such ref names; say so in our words
-        raise LooopbotError(f"claim name {name!r} may not end with '.' or '.lock'")
+    check_branch_id(name, "claim name")
     return PREFIX + name
 
 

@@ -28,7 +28,7 @@ from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import read_bytes_or_none, write_atomic
-from looopbot.ids import describe_bad_id, is_valid_id
+from looopbot.ids import check_branch_id, is_valid_id
 from looopbot.workers import identity, orphans, record
 from looopbot.workers.record import Worker
 
@@ -38,8 +38,7 @@ STOP_WAIT_S = 15.0  # for the supervisor to end the group (its grace is 3 s)
 
 def check_id(wid: str) -> None:
     """Before any path or ref is built from it: an unsafe id writes nothing anywhere."""
-    if not is_valid_id(wid):
-        raise LooopbotError(f"worker id {describe_bad_id(wid)}")
+    check_branch_id(wid, "worker id")
 
 
 @contextmanager
