@@ -245,3 +245,34 @@ def wrepo(tmp_path: Path) -> Iterator[Repo]:
     repo.env["LOOOPBOT_WORKER_COMMAND"] = FAKE_WORKER
     yield repo
     end_workers(repo)
+
+
+def task(wid: str, **spec: Any) -> str:
+    """A worker prompt that scripts tests/fake_worker.py (its `FAKE {json}` line)."""
+    return f"Work for {wid}.\nFAKE {json.dumps(spec)}\n"
+
+
+def worker_record(repo: Repo, wid: str) -> dict[str, Any]:
+    return json.loads(repo.read(f".looopbot/workers/{wid}/state.json"))
+
+
+def wait_state(repo: Repo, wid: str, *states: str, within: float = 20) -> dict[str, Any]:
+    """Poll the worker's record until its state is one of `states`; the record."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        rec = worker_record(repo, wid)
+        if rec["state"] in states:
+            return rec
+        time.sleep(0.05)
+    raise AssertionError(f"{wid} stayed {worker_record(repo, wid)['state']}, wanted {states}")
+
+
+def wait_lines(path: Path, n: int, within: float = 30) -> list[str]:
+    """Poll until `path` holds at least `n` lines (written by another process); the lines."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= n:
+            return lines
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never got {n} line(s)")

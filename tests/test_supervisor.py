@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BIN, TESTS, Repo, read_pids, wait_dead
+from conftest import BIN, TESTS, Repo, read_pids, wait_dead, wait_lines
 
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
@@ -56,15 +56,6 @@ class Fleet:
                 return worker
             time.sleep(0.02)
         raise AssertionError(f"worker {wid} still {fleet.get(self.dd, wid)}")
-
-    def wait_file(self, path: Path, lines: int = 1, within: float = 30) -> list[str]:
-        end = time.monotonic() + within
-        while time.monotonic() < end:
-            got = path.read_text().splitlines() if path.exists() else []
-            if len(got) >= lines:
-                return got
-            time.sleep(0.02)
-        raise AssertionError(f"{path} never got {lines} line(s)")
 
     def branches(self) -> list[str]:
         out = self.repo.git("for-each-ref", "--format=%(refname:short)", "refs/heads/")
@@ -117,7 +108,7 @@ def test_the_worker_gets_its_environment_and_cwd(fl: Fleet) -> None:
     fl.start("envy", starts=str(starts))
     fl.wait("envy")
     worktree = record.paths(fl.dd, "envy").worktree
-    assert Path(fl.wait_file(starts)[0]).resolve() == worktree.resolve()
+    assert Path(wait_lines(starts, 1)[0]).resolve() == worktree.resolve()
     assert "fake worker envy in" in record.paths(fl.dd, "envy").log.read_text()
 
 
@@ -132,7 +123,7 @@ def test_steer_text_and_an_answer_reach_stdin_and_the_flag_shows_while_live(fl: 
     assert item == {"id": "ask", "state": "running", "exit_code": None, "note": "deploy to prod?"}
     fleet.steer(fl.dd, "ask", "first line")
     fleet.answer(fl.dd, "ask", "yes, go\n")
-    assert fl.wait_file(echo, 2) == ["first line", "yes, go"]
+    assert wait_lines(echo, 2) == ["first line", "yes, go"]
     assert not flag.exists()
     done = fl.wait("ask")
     assert (done.state, done.exit_code) == ("exited", 0)
@@ -143,7 +134,7 @@ def test_keys_are_the_bytes_a_terminal_sends(fl: Fleet) -> None:
     echo = fl.tmp / "echo"
     fl.start("keys", read=3, echo=str(echo))
     fleet.keys(fl.dd, "keys", ["Tab", "Enter", "Escape", "Up", "Enter", "Down", "Enter"])
-    assert fl.wait_file(echo, 3) == ["\t", "\x1b\x1b[A", "\x1b[B"]
+    assert wait_lines(echo, 3) == ["\t", "\x1b\x1b[A", "\x1b[B"]
     assert fl.wait("keys").exit_code == 0
     with pytest.raises(LooopbotError, match="unknown key"):
         fleet.keys(fl.dd, "keys", ["F13"])
@@ -163,7 +154,7 @@ def test_c_d_closes_stdin(fl: Fleet) -> None:
 def test_c_c_and_stop_end_the_whole_process_group(fl: Fleet, how: str) -> None:
     pids = fl.tmp / "pids"
     fl.start("hang", pids=str(pids), grandchild=True, hang=True)
-    fl.wait_file(pids, 2)
+    wait_lines(pids, 2)
     worker_pid, grandchild = read_pids(pids)
     assert wait_dead([worker_pid, grandchild], within=0.5) == [worker_pid, grandchild]
     if how == "C-c":
@@ -222,7 +213,7 @@ def test_kill_9_of_the_supervisor_is_lost_never_running_and_housekeeping_ends_it
 ) -> None:
     pids = fl.tmp / "pids"
     fl.start("orphan", pids=str(pids), grandchild=True, hang=True)
-    fl.wait_file(pids, 2)
+    wait_lines(pids, 2)
     worker_pid, grandchild = read_pids(pids)
     sup = fl.rec("orphan").supervisor
     assert sup is not None
@@ -296,10 +287,10 @@ def test_verify_that_overruns_its_timeout_fails(fl: Fleet, monkeypatch: pytest.M
 def test_restart_runs_the_command_again_in_the_same_worktree(fl: Fleet) -> None:
     starts, pids = fl.tmp / "starts", fl.tmp / "pids"
     fl.start("again", starts=str(starts), pids=str(pids), hang=True)
-    fl.wait_file(starts, 1)
+    wait_lines(starts, 1)
     first = read_pids(pids)[0]
     fleet.restart(fl.dd, "again")
-    cwds = fl.wait_file(starts, 2)
+    cwds = wait_lines(starts, 2)
     assert cwds[0] == cwds[1]
     assert wait_dead([first]) == []
     now = fl.rec("again")

@@ -6,12 +6,11 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BIN, TESTS, Repo, end_workers, wait_dead
+from conftest import BIN, TESTS, Repo, end_workers, wait_dead, wait_lines
 
 from looopbot.config import load
 from looopbot.datadir import DataDir, locate
@@ -26,16 +25,6 @@ def dd(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Iterator[DataDir]:
     monkeypatch.setenv("PATH", f"{BIN.parent}{os.pathsep}{os.environ['PATH']}")
     yield locate(str(repo.root))
     end_workers(repo)
-
-
-def wait_lines(path: Path, n: int, within: float = 30) -> list[str]:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        got = path.read_text().splitlines() if path.exists() else []
-        if len(got) >= n:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never got {n} line(s)")
 
 
 def test_a_message_queued_behind_a_restart_reaches_the_new_run(dd: DataDir, tmp_path: Path) -> None:

@@ -7,35 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import NOOP, Repo, wait_dead
-
-
-def task(wid: str, **spec: Any) -> str:
-    return f"Work for {wid}.\nFAKE {json.dumps(spec)}\n"
-
-
-def record(repo: Repo, wid: str) -> dict[str, Any]:
-    return json.loads(repo.read(f".looopbot/workers/{wid}/state.json"))
-
-
-def wait_state(repo: Repo, wid: str, *states: str, within: float = 20) -> dict[str, Any]:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        rec = record(repo, wid)
-        if rec["state"] in states:
-            return rec
-        time.sleep(0.05)
-    raise AssertionError(f"{wid} stayed {record(repo, wid)['state']}, wanted {states}")
-
-
-def wait_lines(path: Path, n: int, within: float = 20) -> list[str]:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= n:
-            return lines
-        time.sleep(0.05)
-    raise AssertionError(f"{path} has fewer than {n} lines")
+from conftest import NOOP, Repo, task, wait_dead, wait_lines, wait_state
 
 
 def sys_workers(repo: Repo) -> list[dict[str, Any]]:
