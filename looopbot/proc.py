@@ -323,14 +323,34 @@ def _exited_unreaped(pid: int) -> bool:
     return info is not None
 
 
+def spawn(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    *,
+    log: Path | None = None,
+    stdin_pipe: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a long-lived command in its own session and process group (so it outlives
+    us, a Ctrl-C meant for us never reaches it, and killpg reaches all of it): stdout and
+    stderr appended to `log` (or discarded), stdin a pipe for the caller or /dev/null.
+    Nothing is waited for: the caller owns the process (a supervisor, a notify hook)."""
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log else None
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+            stdout=out if out is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if out is not None else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        if out is not None:
+            os.close(out)
+
+
 def spawn_detached(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
     """Start a command that outlives us (a notification hook); nothing is waited for."""
-    subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    spawn(argv, cwd, env)

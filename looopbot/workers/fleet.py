@@ -182,23 +182,18 @@ def _launch(dd: DataDir, wid: str) -> subprocess.Popen[bytes]:
     from looopbot.runner import self_bin
 
     p = record.paths(dd, wid)
-    log = os.open(p.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    with p.log.open("ab") as log:
+        log.write(f"[looopbot {time.strftime('%H:%M:%S')}] start\n".encode())
     try:
-        os.write(log, f"[looopbot {time.strftime('%H:%M:%S')}] start\n".encode())
-        return subprocess.Popen(
+        # Its own session: it outlives this command and a Ctrl-C meant for it.
+        return proc.spawn(
             [sys.executable, "-m", "looopbot.workers.supervisor", str(dd.root), wid],
-            cwd=dd.root,
-            env=proc.child_env({"LOOOPBOT_BIN": self_bin()}),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            # Its own session: it outlives this command and a Ctrl-C meant for it.
-            start_new_session=True,
+            dd.root,
+            proc.child_env({"LOOOPBOT_BIN": self_bin()}),
+            log=p.log,
         )
     except OSError as exc:
         raise LooopbotError(f"worker '{wid}': the supervisor could not start: {exc}") from None
-    finally:
-        os.close(log)
 
 
 def _await_running(dd: DataDir, wid: str, sup: subprocess.Popen[bytes]) -> Worker:

@@ -79,19 +79,14 @@ class Supervisor:
     # --- the worker process -----------------------------------------------------------
 
     def spawn(self) -> None:
-        log = os.open(self.paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            child = subprocess.Popen(
-                ["bash", "-c", self.worker.command],
-                cwd=self.paths.worktree,
-                env=self.env,
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: C-c and stop reach all of it
-            )
-        finally:
-            os.close(log)
+        # Its own process group: C-c and stop reach all of it.
+        child = proc.spawn(
+            ["bash", "-c", self.worker.command],
+            self.paths.worktree,
+            self.env,
+            log=self.paths.log,
+            stdin_pipe=True,
+        )
         assert child.stdin is not None
         os.set_blocking(child.stdin.fileno(), False)
         self.child = child
