@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looopbot.actions import ACTION_NAMES, WORKER_ACTIONS, catalogue
+from looopbot.text import age
 
 PLAYBOOK_CAP = 16 * 1024
 GOAL_CAP = 8 * 1024
@@ -56,17 +57,6 @@ def cap(text: str, limit: int, what: str) -> str:
         return text
     kept = raw[:limit].decode("utf-8", errors="ignore")
     return kept + f"\n[… cut: {len(raw) - len(kept.encode())} more bytes of {what} …]"
-
-
-def age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 90:
-        return f"{s}s"
-    if s < 90 * 60:
-        return f"{s // 60}m"
-    if s < 48 * 3600:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
 
 
 WORKERS_HELP = """\

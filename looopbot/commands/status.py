@@ -14,6 +14,7 @@ from looopbot.config import load
 from looopbot.datadir import locate
 from looopbot.errors import EXIT_OK
 from looopbot.fsutil import read_bytes_or_none
+from looopbot.text import age
 
 
 def status(args: argparse.Namespace) -> int:
@@ -63,15 +64,15 @@ def status(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"data dir   {doc['data_dir']}  (runner: {doc['runner']})")
     if last:
-        ago = int(now - float(last.get("at", now)))
+        ago = age(now - float(last.get("at", now)))
         what = last.get("journal") or last.get("reason")
-        print(f"last beat  {ago}s ago: {last.get('outcome')} — {what}")
+        print(f"last beat  {ago} ago: {last.get('outcome')} — {what}")
     else:
         print("last beat  (none on this machine yet)")
     if st.decided_at:
-        ago = int(now - st.decided_at)
+        ago = age(now - st.decided_at)
         world = str(st.decided_hash)[:12]
-        print(f"decided    {ago}s ago: {st.decided_action} (world {world})")
+        print(f"decided    {ago} ago: {st.decided_action} (world {world})")
     if st.failures:
         wait = f", retry in {int(doc['backoff_until'] - now)}s" if doc["backoff_until"] else ""
         print(f"failures   {st.failures} in a row{wait}: {st.failure}")

@@ -25,7 +25,7 @@ from looopbot.lock import beat_lock
 from looopbot.redact import redactor
 
 
-def _text(arg: str, what: str) -> str:
+def text_arg(arg: str, what: str) -> str:
     """A lone `-` reads stdin; anything else is the text itself."""
     if arg == "-":
         if sys.stdin.isatty():
@@ -90,7 +90,7 @@ def goal(args: argparse.Namespace) -> int:
                 print(f"{row['id']}\t{row['goal']}")
         return EXIT_OK
     if args.verb == "write":
-        apply(dd, {"action": "write_goal", "id": args.id, "body": _text(args.body, "the goal")})
+        apply(dd, {"action": "write_goal", "id": args.id, "body": text_arg(args.body, "the goal")})
     else:
         apply(dd, {"action": "archive_goal", "id": args.id})
     return EXIT_OK
@@ -98,7 +98,7 @@ def goal(args: argparse.Namespace) -> int:
 
 def playbook(args: argparse.Namespace) -> int:
     dd = locate(args.data_dir)
-    apply(dd, {"action": "write_playbook", "body": _text(args.body, "the playbook")})
+    apply(dd, {"action": "write_playbook", "body": text_arg(args.body, "the playbook")})
     return EXIT_OK
 
 
@@ -110,7 +110,7 @@ def sensor(args: argparse.Namespace) -> int:
             {
                 "action": "write_sensor",
                 "name": args.name,
-                "script": _text(args.script, "the script"),
+                "script": text_arg(args.script, "the script"),
             },
         )
         return EXIT_OK

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from looopbot.changes import Changes
-from looopbot.commands.steer import _text, apply, by_hand
+from looopbot.commands.steer import apply, by_hand, text_arg
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.fsutil import tail_lines
+from looopbot.text import age
 from looopbot.workers import fleet, record, upkeep
 from looopbot.workers.record import Worker
 
@@ -38,14 +39,6 @@ def worker(args: argparse.Namespace) -> int:
         "prune": _prune,
     }
     return verbs[args.verb](dd, args)
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
 
 
 def _ahead(dd: DataDir, w: Worker) -> int | None:
@@ -88,7 +81,7 @@ def _list(dd: DataDir, args: argparse.Namespace) -> int:
         ahead = "?" if r["ahead"] is None else f"+{r['ahead']}"
         flag = f"\tflag: {r['flag']}" if r["flag"] else ""
         print(
-            f"{r['id']}\t{r['state']}{verdict}\texit {code}\t{_age(r['age_s'])}"
+            f"{r['id']}\t{r['state']}{verdict}\texit {code}\t{age(r['age_s'])}"
             f"\t{r['branch']} {ahead}{flag}"
         )
     for wid in found.unreadable:
@@ -100,7 +93,7 @@ def _start(dd: DataDir, args: argparse.Namespace) -> int:
     obj: dict[str, Any] = {
         "action": "start_worker",
         "id": args.id,
-        "prompt": _text(args.prompt, "the prompt"),
+        "prompt": text_arg(args.prompt, "the prompt"),
     }
     if args.verify is not None:
         obj["verify"] = args.verify
@@ -180,7 +173,7 @@ def unflag(args: argparse.Namespace) -> int:
 def answer(args: argparse.Namespace) -> int:
     dd = locate(args.data_dir)
     fleet.check_id(args.id)
-    text = _text(args.text, "the answer").strip("\n")
+    text = text_arg(args.text, "the answer").strip("\n")
     if not text.strip():
         raise LooopbotError("the answer is empty — say what the worker should do")
 
