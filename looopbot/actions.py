@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from looopbot.config import ACTIONS
 from looopbot.errors import LooopbotError
 from looopbot.ids import describe_bad_id, is_valid_id
 from looopbot.text import one_line
@@ -124,7 +125,11 @@ _SCHEMA: dict[str, tuple[type, tuple[tuple[str, str, bool], ...]]] = {
     ),
 }
 
-ACTION_NAMES = tuple(_SCHEMA)
+# The one list of action names lives in config (which the skip path loads without this
+# module); the schema must cover exactly those, in that order.
+ACTION_NAMES = ACTIONS
+if tuple(_SCHEMA) != ACTIONS:
+    raise RuntimeError("actions._SCHEMA and config.ACTIONS disagree")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 
 
-def _gitdir(repo_root: Path) -> Path:
+def git_dir(repo_root: Path) -> Path:
     dotgit = repo_root / ".git"
     if dotgit.is_file():  # a worktree or submodule: "gitdir: <path>"
         text = dotgit.read_text().strip()
@@ -24,7 +24,7 @@ def blocker(repo_root: Path) -> str | None:
 
     Cheap: a few stat calls and one small read, so every beat can check before it starts.
     """
-    gitdir = _gitdir(repo_root)
+    gitdir = git_dir(repo_root)
     if (gitdir / "rebase-merge").exists() or (gitdir / "rebase-apply").exists():
         return "a rebase is in progress — finish it (git rebase --continue) or abort it first"
     for name, what in (

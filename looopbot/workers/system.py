@@ -12,7 +12,7 @@ from typing import Any
 
 from looopbot.config import Config
 from looopbot.datadir import DataDir
-from looopbot.gitstate import _gitdir
+from looopbot.gitstate import git_dir
 
 CLAIM_REFS = "refs/heads/looopbot/claim/"
 
@@ -20,7 +20,7 @@ CLAIM_REFS = "refs/heads/looopbot/claim/"
 def _common_dir(dd: DataDir) -> Path | None:
     if dd.repo_root is None:
         return None
-    gitdir = _gitdir(dd.repo_root)
+    gitdir = git_dir(dd.repo_root)
     try:  # a worktree keeps its refs in the main repository's git dir
         common = (gitdir / "commondir").read_text().strip()
     except OSError:
