@@ -30,6 +30,7 @@ from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.shell import denied
+from looopbot.worktree_state import refuse_uncommitted
 
 SHELL_TAIL = 2048
 
@@ -59,24 +60,36 @@ def execute(
 ) -> Acted:
     """Run the decision's action; raises LooopbotError when it is refused."""
     a = decision.action
+
+    def keep_users(*rels: str, untracked: bool = True) -> None:
+        refuse_uncommitted(dd, rels, decision.name, changes.recovered, untracked=untracked)
+
     match a:
         case Noop():
             return Acted()
         case WriteGoal(id=gid, body=body):
-            changes.write(f"goals/{gid}.md", scrub(goal_body(body, "write_goal.body")))
+            text = scrub(goal_body(body, "write_goal.body"))
+            keep_users(f"goals/{gid}.md")
+            changes.write(f"goals/{gid}.md", text)
             return Acted()
         case ArchiveGoal(id=gid):
-            src = f"goals/{gid}.md"
+            src, dst = f"goals/{gid}.md", f"goals/archive/{gid}.md"
             if not dd.path(src).is_file():
                 raise LooopbotError(f"archive_goal: there is no goal '{gid}' ({src} is missing)")
-            changes.move(src, f"goals/archive/{gid}.md")
+            # A goal the user wrote and never committed may be archived: its words move,
+            # nothing is lost. Edits to a committed one, or anything at dst, are theirs.
+            keep_users(src, untracked=False)
+            keep_users(dst)
+            changes.move(src, dst)
             return Acted()
         case WriteSensor(name=name, script=script):
             text = script if script.endswith("\n") else script + "\n"
+            keep_users(f"sensors/{name}.sh")
             changes.write(f"sensors/{name}.sh", scrub(text), mode=0o755)
             return Acted()
         case WritePlaybook(body=body):
             check_body(body, "write_playbook.body")
+            keep_users("PLAYBOOK.md")
             changes.write("PLAYBOOK.md", scrub(body if body.endswith("\n") else body + "\n"))
             return Acted()
         case RunShell(cmd=cmd):

@@ -12,11 +12,12 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from looopbot import desired as desired_mod
 from looopbot import guards, ledger, sense
+from looopbot import record as record_mod
 from looopbot import state as state_mod
 from looopbot.changes import Changes
 from looopbot.config import Config
@@ -24,13 +25,12 @@ from looopbot.config import load as load_config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import write_atomic
-from looopbot.journal import format_line
 from looopbot.redact import redactor
 from looopbot.state import State
-from looopbot.world import desired_digests, desired_hash, wake_signal, world_hash
+from looopbot.world import World, desired_hash, wake_signal, world_hash
 
 if TYPE_CHECKING:
-    from looopbot.gitstore import Trailers
+    from looopbot.decide import Decided
 
 LAST_BEAT = "last-beat.json"  # local scratch: what the last beat did, for `status`
 
@@ -55,16 +55,6 @@ class BeatResult(NamedTuple):
 
 def new_run_id(now: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + os.urandom(3).hex()
-
-
-class World(NamedTuple):
-    """What SENSE and DIFF found."""
-
-    desired: dict[str, bytes]
-    snapshots: dict[str, Any]  # name -> value
-    signals: dict[str, Any]  # name -> wake signal
-    hash: str
-    desired_hash: str
 
 
 def sense_world(
@@ -112,16 +102,19 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     now = time.time()
     run_id = new_run_id(now)
     scrub = redactor()
-    changes = Changes(dd)
-    changes.recover()
+    changes = record_mod.start(dd)
     state, state_problem = state_mod.load(dd.state)
     loaded = state
     notes = [state_problem] if state_problem else []
     if changes.recovered:
         notes.append("recovered the writes of an interrupted beat: " + ", ".join(changes.recovered))
-
+    from looopbot.runner import end_orphaned_runner
     from looopbot.workers import system
 
+    # A runner left by a killed beat must not decide into this one, nor keep spending.
+    orphan = end_orphaned_runner(dd)
+    if orphan:
+        notes.append(orphan)
     system.housekeeping(dd, config, now)
     # SENSE
     world = sense_world(dd, config, state, now)
@@ -130,15 +123,19 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     state, moved = _streaks(dd, state, world)
     wake = guards.wake(state, world.hash, now, force=force, noop_ttl=config.limits.noop_ttl)
     outcome, reason = ("unchanged", wake.reason)
-    result: BeatResult | None = None
+    decided: Decided | None = None
     if wake.decide:
+        if not moved:
+            # No signal changed on this beat (forced, follow-up, an aged noop, a goal edit):
+            # every streak is broken, and the decider must not hear of flapping.
+            state = state._replace(streaks={n: (d, 0) for n, (d, _) in state.streaks.items()})
         held = held_by(dd, config, state, world, now)
         if held is not None:
             outcome, reason = held.outcome, held.message
         else:
-            from looopbot.decide import decide_and_act
+            from looopbot.decide import acted_goals, decide_and_act, next_state
 
-            state, result = decide_and_act(
+            decided = decide_and_act(
                 dd, config, state, world, now=now, run_id=run_id, changes=changes, scrub=scrub
             )
             # The decided world is the one AFTER the move: the loop's own edit to a goal, or
@@ -146,25 +143,46 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
             # redundant runner call and read as a change a human made). A decider that
             # wants to go on asks with next_interval_s. The snapshots follow now, in this
             # beat's commit, rather than as a commit of their own next beat.
-            after = after_move(dd, state, world, changes.paths)
-            if result.outcome == "decided":
-                state = state._replace(
-                    decided_hash=after.hash,
-                    decided_files=desired_digests(after.desired),
-                    decided_signals=after.signals,
-                )
-                result = result._replace(world_hash=after.hash)
-            changed_snapshots += _write_snapshots(dd, changes, after)
-    if result is None:
-        subject = "snapshots " + ", ".join(changed_snapshots) if changed_snapshots else reason
-        result = BeatResult(outcome, world.hash, run_id, reason=reason)
+            goal_acted = acted_goals(state.goal_acted, decided, now, desired_mod.goal_ids(dd))
+            after = None
+            if decided.error is None:
+                after = after_move(dd, goal_acted, world, changes.paths)
+                changed_snapshots += _write_snapshots(dd, changes, after)
+            state = next_state(
+                state, config, decided, before=world, after=after, now=now, goal_acted=goal_acted
+            )
+            outcome = "failed" if decided.error is not None else "decided"
+            world = after or world
+    if decided is not None:
+        action = decided.decision.name if decided.decision else None
+        result = BeatResult(
+            outcome,
+            world.hash,
+            run_id,
+            reason=decided.journal,
+            action=action,
+            journal=scrub(decided.journal),
+            cost_usd=decided.cost_usd,
+            error=decided.error,
+        )
+        subject = decided.error or result.journal or reason
     else:
-        subject = result.error or result.journal or reason
-    for note in notes:
-        changes.append("journal.md", format_line(scrub(note), now))
-    if state != loaded or state_problem:  # serializing a big unchanged state is waste
-        changes.write(".looopbot/state.json", state.to_json())
-    result = result._replace(commit=_commit(dd, config, changes, result, subject))
+        result = BeatResult(outcome, world.hash, run_id, reason=reason)
+        subject = "snapshots " + ", ".join(changed_snapshots) if changed_snapshots else reason
+    new_state = state.to_json() if state != loaded or state_problem else None
+    entry = record_mod.Entry(
+        outcome=outcome,
+        run_id=run_id,
+        subject=subject,
+        head=(result.action or outcome) if outcome == "decided" else outcome,
+        journal=result.journal,
+        action=result.action if outcome == "decided" else None,
+        world=world.hash,
+        cost_usd=result.cost_usd,
+        state=new_state,  # serializing a big unchanged state is waste
+    )
+    commit = record_mod.record(dd, config, changes, entry, now, notes=notes)
+    result = result._replace(commit=commit)
     _remember(dd, result, now, signals_moved=moved)
     return result
 
@@ -196,7 +214,9 @@ def _last_beat(dd: DataDir) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def after_move(dd: DataDir, state: State, world: World, written: Iterable[str]) -> World:
+def after_move(
+    dd: DataDir, goal_acted: Mapping[str, float], world: World, written: Iterable[str]
+) -> World:
     """The world as the decider's move left it: the desired files the move wrote, the system
     snapshots recomputed (a goal written, a worker started); sensor readings as sensed."""
     current = desired_mod.read(dd)
@@ -211,7 +231,7 @@ def after_move(dd: DataDir, state: State, world: World, written: Iterable[str]) 
                 desired.pop(path, None)
     snapshots = {
         **world.snapshots,
-        **sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(current)),
+        **sense.system_snapshots(dd, goal_acted, desired_mod.ids_of(current)),
     }
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
     # Only the move's own doing is not news. A worker that ended or flagged, or a claim
@@ -248,43 +268,6 @@ def _write_snapshots(dd: DataDir, changes: Changes, world: World) -> list[str]:
             changes.remove(f"snapshots/{name}.json")
             changed.append(name)
     return sorted(set(changed))
-
-
-def _commit(
-    dd: DataDir, config: Config, changes: Changes, result: BeatResult, subject: str
-) -> str | None:
-    if not changes.paths:  # a quiet beat: no commit, and no git library loaded
-        changes.done()
-        return None
-    from looopbot.gitstore import Trailers
-
-    decided = result.outcome == "decided"
-    trailers = Trailers(
-        run=result.run_id,
-        outcome=result.outcome,
-        action=result.action if decided else None,
-        world=result.world_hash,
-        cost_usd=result.cost_usd,
-    )
-    head = result.action if decided else result.outcome
-    return commit(dd, config, changes, f"looopbot: {head} · {subject}", trailers)
-
-
-def commit(
-    dd: DataDir, config: Config, changes: Changes, subject: str, trailers: Trailers
-) -> str | None:
-    """Commit what `changes` wrote (nothing written, no commit) and clear its pending list."""
-    from looopbot.config import author_identity
-    from looopbot.gitstore import commit_paths, message
-
-    if not changes.paths:
-        changes.done()
-        return None
-    sha = commit_paths(
-        dd, changes.paths, message(subject, trailers), author_identity(config.author)
-    )
-    changes.done()
-    return sha
 
 
 def _remember(dd: DataDir, result: BeatResult, now: float, *, signals_moved: bool) -> None:
@@ -326,18 +309,6 @@ def dry_run(dd: DataDir, *, force: bool = False) -> BeatResult:
         reason=f"would call runner '{config.runner.name}' ({wake.reason})",
         prompt=text,
     )
-
-
-def prune_runs(dd: DataDir, keep: int) -> None:
-    """Keep the newest `keep` run folders (their names sort by time)."""
-    try:
-        names = sorted(os.listdir(dd.runs))
-    except FileNotFoundError:
-        return
-    import shutil
-
-    for name in names[: max(0, len(names) - keep)]:
-        shutil.rmtree(dd.runs / name, ignore_errors=True)
 
 
 def ensure_not_error(result: BeatResult) -> None:

@@ -202,6 +202,11 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Run from a git hook or an editor, we inherit GIT_INDEX_FILE, GIT_DIR…: no git call
+    # of ours, in any library or child, may be redirected by them (looopbot.gitenv).
+    from looopbot.gitenv import scrub
+
+    scrub()
     args = parser(only=_command_word(argv)).parse_args(argv)
     module, _, func = str(args.target).partition(":")
     try:

@@ -1,29 +1,49 @@
-"""DECIDE and ACT: build the prompt, call the runner once, validate and execute its one move,
-and fold the outcome into the state (success clears backoff; failure arms it)."""
+"""DECIDE and ACT: build the prompt, call the runner once, validate and execute its one move.
+
+They return what happened (`Decided`); `next_state` folds it into the state in one place, and
+the beat hands both to the record step (looopbot.record).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from looopbot import desired as desired_mod
 from looopbot import guards
 from looopbot.act import Acted, execute
 from looopbot.actions import BadDecision, Decision, goal_of, parse_decision, summary
-from looopbot.beat import BeatResult, World, prune_runs
-from looopbot.changes import Changes
+from looopbot.changes import Changes, Move
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
-from looopbot.journal import format_line, recent
+from looopbot.journal import recent
 from looopbot.ledger import Row
 from looopbot.prompt import PromptInput, build
-from looopbot.runner import decide
+from looopbot.record import meter
+from looopbot.runner import decide, decision_file
 from looopbot.state import State
-from looopbot.world import desired_digests, what_changed
+from looopbot.world import World, desired_digests, what_changed
+
+
+class Decided(NamedTuple):
+    """One runner call and its move: the decision, or why there is none or it failed."""
+
+    decision: Decision | None
+    error: str | None  # redacted; None when the move was made
+    cost_usd: float | None
+    shell: dict[str, Any] | None  # run_shell's output, shown once in the next prompt
+
+    @property
+    def journal(self) -> str:
+        if self.error is not None:
+            return f"failed: {self.error}"
+        assert self.decision is not None
+        return self.decision.journal or summary(self.decision)
 
 
 def prompt_input(
-    dd: DataDir, config: Config, state: State, world: World, now: float
+    dd: DataDir, config: Config, state: State, world: World, now: float, run_id: str = ""
 ) -> PromptInput:
     goals = desired_mod.goals_of(world.desired)
     return PromptInput(
@@ -45,6 +65,7 @@ def prompt_input(
         flapping=guards.flapping(state.streaks, config.limits.flap_streak),
         journal=recent(dd.journal),
         goal_acted={g: state.goal_acted.get(g) for g, _ in goals},
+        decision_file=str(decision_file(dd, run_id).relative_to(dd.root)) if run_id else "",
     )
 
 
@@ -58,85 +79,79 @@ def decide_and_act(
     run_id: str,
     changes: Changes,
     scrub: Callable[[str], str],
-) -> tuple[State, BeatResult]:
-    ran = decide(dd, config, build(prompt_input(dd, config, state, world, now)), run_id)
-    prune_runs(dd, config.limits.runs_keep)
-    changes.append(
-        ".looopbot/cost.jsonl",
-        Row(round(now, 3), "tick", run_id, config.runner.name, ran.cost_usd).to_json(),
-    )
-    wiring = config.runner.wiring
-    blind = state.cost_unknown if state.cost_wiring == wiring else 0
-    state = state._replace(
-        decides=(*(t for t in state.decides if now - t < guards.HOUR), round(now, 3)),
-        cost_unknown=blind + 1 if ran.cost_usd is None else 0,
-        cost_wiring=wiring,
-        last_shell=None,  # shown once: this prompt had it
-    )
+) -> Decided:
+    prompt = build(prompt_input(dd, config, state, world, now, run_id))
+    ran = decide(dd, config, prompt, run_id)
+    meter(changes, Row(round(now, 3), "tick", run_id, config.runner.name, ran.cost_usd))
     error = ran.error
     decision: Decision | None = None
     acted = Acted()
     if error is None:
         try:
             decision = parse_decision(ran.decision, config.limits.allowed_actions)
-            acted = execute(dd, config, decision, changes, scrub)
+            with changes.executing(Move(decision.name, scrub(summary(decision)))):
+                acted = execute(dd, config, decision, changes, scrub)
         except (BadDecision, LooopbotError) as exc:
             error = exc.message
         error = error or acted.error
-    if acted.shell is not None:
-        state = state._replace(last_shell=acted.shell)
-    name = decision.name if decision else None
     if error is not None:
+        name = decision.name if decision else None
         error = scrub(f"{name}: {error}" if name and not error.startswith(name) else error)
-        text = f"failed: {error}"
-        state = state._replace(
+    return Decided(decision, error, ran.cost_usd, acted.shell)
+
+
+def acted_goals(
+    goal_acted: Mapping[str, float], decided: Decided, now: float, live_goals: Iterable[str]
+) -> dict[str, float]:
+    """When the loop last acted on each live goal, after this move (archived goals are
+    forgotten, or the state would grow forever)."""
+    live = set(live_goals)
+    acted_on = {g: t for g, t in goal_acted.items() if g in live}
+    gid = goal_of(decided.decision.action) if decided.decision else None
+    if decided.error is None and gid is not None and gid in live:
+        acted_on[gid] = round(now, 3)
+    return acted_on
+
+
+def next_state(
+    state: State,
+    config: Config,
+    decided: Decided,
+    *,
+    before: World,
+    after: World | None,
+    now: float,
+    goal_acted: dict[str, float],
+) -> State:
+    """The state after a runner call: metered, and success (clears backoff, records the
+    decided world — the one AFTER the move) or failure (arms backoff)."""
+    wiring = config.runner.wiring
+    blind = state.cost_unknown if state.cost_wiring == wiring else 0
+    state = state._replace(
+        decides=(*(t for t in state.decides if now - t < guards.HOUR), round(now, 3)),
+        cost_unknown=blind + 1 if decided.cost_usd is None else 0,
+        cost_wiring=wiring,
+        last_shell=decided.shell,  # the last one was shown in this prompt; this one next
+    )
+    if decided.error is not None or after is None:
+        return state._replace(
             failures=state.failures + 1,
             failed_at=round(now, 3),
-            failure=error,
-            failed_desired=world.desired_hash,
+            failure=decided.error,
+            failed_desired=before.desired_hash,
         )
-        changes.append("journal.md", format_line(text, now))
-        return state, BeatResult(
-            "failed",
-            world.hash,
-            run_id,
-            reason=text,
-            action=name,
-            journal=text,
-            cost_usd=ran.cost_usd,
-            error=error,
-        )
-    assert decision is not None
-    text = scrub(decision.journal or summary(decision))
-    # Only live goals are remembered: archived ones would make the state grow forever.
-    live = set(desired_mod.goal_ids(dd))
-    acted_on = {g: t for g, t in state.goal_acted.items() if g in live}
-    gid = goal_of(decision.action)
-    if gid is not None and gid in live:
-        acted_on[gid] = round(now, 3)
-    follow = decision.next_interval_s
-    # decided_hash/files/signals are set from the world as seen before the move; the beat
-    # replaces them with the world after it (beat.after_move).
-    state = state._replace(
-        decided_hash=world.hash,
+    assert decided.decision is not None
+    follow = decided.decision.next_interval_s
+    return state._replace(
+        decided_hash=after.hash,
         decided_at=round(now, 3),
-        decided_action=decision.name,
-        decided_files=desired_digests(world.desired),
-        decided_signals=world.signals,
+        decided_action=decided.decision.name,
+        decided_files=desired_digests(after.desired),
+        decided_signals=after.signals,
         follow_up_at=round(now + follow, 3) if follow else None,
         failures=0,
         failed_at=None,
         failure=None,
         failed_desired=None,
-        goal_acted=acted_on,
-    )
-    changes.append("journal.md", format_line(text, now))
-    return state, BeatResult(
-        "decided",
-        world.hash,
-        run_id,
-        reason="decided",
-        action=decision.name,
-        journal=text,
-        cost_usd=ran.cost_usd,
+        goal_acted=goal_acted,
     )

@@ -1,169 +1,179 @@
-"""Keeping the user's index in step with beat commits, and finishing a commit a kill -9
-interrupted.
+"""The user's index around a beat commit: held locked while HEAD moves, then brought in step.
 
-A beat commit moves HEAD without git's porcelain, so the index entries of the paths it
+A beat commit moves HEAD without `git commit`, so the index entries of the paths it
 committed must move too, or `git status` would show every bot commit reversed as a staged
-change. Two windows need care when a beat is killed with -9:
+change — and a human's next plain `git commit`, built from that index, would silently revert
+the bot's journal, state and goals. Git itself holds `index.lock` from before it reads the
+index until the new index is in place; we do the same:
 
-- inside the ref update, dulwich may leave `refs/heads/<branch>.lock` behind (git would then
-  refuse every commit until a human deleted it);
-- between the ref update and the index refresh, the index still holds the old blobs.
+1. take `index.lock` (O_EXCL, as git does), writing who we are into it;
+2. move HEAD by compare-and-swap (the caller);
+3. update the entries of just the committed paths in a copy of the index with
+   `git update-index --index-info` (git keeps every extension — split index, untracked
+   cache, sparse directories, intent-to-add flags, version 4 — which dulwich's index
+   writer does not, and touching only those paths keeps the cost independent of the tree);
+4. rename the copy over the index, then release the lock.
 
-So before moving the ref, the beat writes a small intent (local scratch). Every commit runs
-under the beat lock, so an intent found at the start of a commit was left by a process that
-is gone; the next commit finishes its work: it removes that process's stale ref lock (only
-one that holds the sha it meant to write, or nothing, and is not fresh) and refreshes the
-index against the trees it names. The index lock itself is never removed: a human's
-`git commit` holds it while their editor is open.
+A lock held by another process (a human's `git commit` with its editor open) makes us wait
+a little, then give up with a message naming it; the caller's files stay pending and the
+next beat commits them. A lock whose note names a looopbot process that is gone is ours,
+left by a kill -9: it is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
-from looopbot.datadir import DataDir
-from looopbot.fsutil import read_bytes_or_none, write_atomic
+from looopbot import gitcli
+from looopbot.errors import LooopbotError
+from looopbot.workers import identity
 
-if TYPE_CHECKING:
-    from dulwich.objects import ObjectID
-    from dulwich.refs import Ref
-    from dulwich.repo import Repo
-
-INTENT = "commit-intent.json"
-STALE_LOCK_S = 2.0  # a ref lock is held for microseconds; one this old was abandoned
+LOCK_WAIT_S = 3.0
+_POLL_S = 0.05
+_NOTE = b"looopbot-index-lock "
+_TMP_PREFIX = "looopbot-index."
+_NULL_SHA = "0" * 40
 
 
-def lookup(repo: Repo, tree: ObjectID | None, path: bytes) -> tuple[int, ObjectID] | None:
-    """(mode, sha) of `path` in `tree`, or None."""
-    from dulwich.errors import NotTreeError
-    from dulwich.object_store import tree_lookup_path
+class Entry(NamedTuple):
+    mode: int
+    sha: str
 
-    if tree is None:
+
+class Move(NamedTuple):
+    """One committed path: what HEAD held before and after (None: absent)."""
+
+    path: str  # repo-relative, '/'-separated
+    old: Entry | None
+    new: Entry | None
+
+
+def index_path(gitdir: Path) -> Path:
+    return gitdir / "index"
+
+
+class IndexLocked(LooopbotError):
+    pass
+
+
+def _mine(note: bytes) -> identity.Identity | None:
+    """The looopbot process named in a lock file's note, or None if it is not our note."""
+    if not note.startswith(_NOTE):
         return None
     try:
-        return tree_lookup_path(repo.object_store.__getitem__, tree, path)
-    except (KeyError, NotTreeError):
+        pid, start = note[len(_NOTE) :].decode().split(" ", 1)
+        return identity.Identity(int(pid), start.strip())
+    except ValueError:
         return None
 
 
-def refresh(
-    repo: Repo,
-    repo_root: Path,
-    old_tree: ObjectID | None,
-    new_tree: ObjectID,
-    paths: Iterable[bytes],
-) -> bool:
-    """Move the index entries of `paths` from `old_tree` to `new_tree`; False if the index
-    is locked right now (the caller keeps its intent and tries again next beat).
-
-    Only entries that matched the old tree move: a path the user had staged keeps its
-    staged content. An entry gets the working file's stat only when the file holds exactly
-    the committed blob; otherwise a zero stat makes git re-read the file.
-    """
-    from dulwich.file import FileLocked
-    from dulwich.index import index_entry_from_stat
-    from dulwich.objects import Blob
-
+@contextlib.contextmanager
+def locked(gitdir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold `index.lock` for the duration, as git does while it commits."""
+    lock = gitdir / "index.lock"
+    me = identity.of(os.getpid())
+    note = _NOTE + f"{os.getpid()} {me.start if me else '?'}\n".encode()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            holder = _mine(_read(lock))
+            if holder is not None and not identity.alive(holder):
+                # Left by a looopbot killed while committing: nobody else will clear it.
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                continue
+            if time.monotonic() >= deadline:
+                raise IndexLocked(
+                    f"{lock} is held by another git process (a `git commit` waiting for its "
+                    "editor?) — this beat's files stay pending and the next beat commits "
+                    "them; if no git process is running, remove that file"
+                ) from None
+            time.sleep(_POLL_S)
     try:
-        index = repo.open_index()
-    except FileNotFoundError:
-        return True
-    changed = False
-    for path in paths:
-        old = lookup(repo, old_tree, path)
-        new = lookup(repo, new_tree, path)
-        try:
-            # A conflicted entry (mid-merge) has no single sha: it is the user's to resolve.
-            entry_sha: bytes | None = getattr(index[path], "sha", b"conflict")
-        except KeyError:
-            entry_sha = None
-        if entry_sha != (old[1] if old else None) or old == new:
-            continue
-        if new is None:
-            if entry_sha is not None:
-                del index[path]
-                changed = True
-            continue
-        mode, sha = new
-        full = repo_root / os.fsdecode(path)
-        try:
-            st = os.lstat(full)
-            same = stat.S_ISREG(st.st_mode) and Blob.from_string(full.read_bytes()).id == sha
-        except OSError:
-            same = False
-        if not same:
-            st = os.stat_result((mode, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-        index[path] = index_entry_from_stat(st, sha, mode)
-        changed = True
-    if changed:
-        try:
-            index.write()
-        except FileLocked:
-            return False
-    return True
-
-
-def write_intent(
-    dd: DataDir,
-    *,
-    ref: Ref,
-    old: ObjectID | None,
-    new: ObjectID,
-    old_tree: ObjectID | None,
-    new_tree: ObjectID,
-    paths: Iterable[bytes],
-) -> None:
-    intent = {
-        "pid": os.getpid(),
-        "ref": ref.decode(),
-        "old": old.decode() if old else None,
-        "new": new.decode(),
-        "old_tree": old_tree.decode() if old_tree else None,
-        "new_tree": new_tree.decode(),
-        "paths": [os.fsdecode(p) for p in paths],
-    }
-    write_atomic(dd.scratch(INTENT), json.dumps(intent))
-
-
-def clear_intent(dd: DataDir) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        dd.scratch(INTENT).unlink()
-
-
-def recover(dd: DataDir, repo: Repo) -> None:
-    """Finish what a killed beat's commit left undone (call under the beat lock)."""
-    from dulwich.objects import ObjectID
-    from dulwich.refs import Ref
-
-    raw = read_bytes_or_none(dd.scratch(INTENT))
-    if raw is None:
-        return
+        os.write(fd, note)
+    finally:
+        os.close(fd)
     try:
-        intent = json.loads(raw)
-        ref = Ref(intent["ref"].encode())
-        new = ObjectID(intent["new"].encode())
-        old_tree = ObjectID(intent["old_tree"].encode()) if intent["old_tree"] else None
-        new_tree = ObjectID(intent["new_tree"].encode())
-        paths = [os.fsencode(p) for p in intent["paths"]]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        clear_intent(dd)  # unreadable: nothing to finish
-        return
-    lock = Path(os.fsdecode(repo.refs.refpath(ref)) + ".lock")  # type: ignore[attr-defined]
-    with contextlib.suppress(OSError):
-        held = lock.read_bytes().strip()
-        # Holding the sha we meant to write, it is ours; empty, it may be anyone's for an
-        # instant, so only an old one goes.
-        if held == new or (held == b"" and time.time() - lock.stat().st_mtime > STALE_LOCK_S):
+        for stale in gitdir.glob(_TMP_PREFIX + "*"):  # a killed beat's copies
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
             lock.unlink()
-    if repo.refs.follow(ref)[1] == new:
-        assert dd.repo_root is not None
-        if not refresh(repo, dd.repo_root, old_tree, new_tree, paths):
-            return  # the index is locked by someone: try again next beat
-    clear_intent(dd)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()[:200]
+    except OSError:
+        return b""
+
+
+def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
+    """The index's stage-0 entries for `paths`; a conflicted path maps to None."""
+    found: dict[str, Entry | None] = {}
+    raw = gitcli.run(repo_root, "ls-files", "--stage", "-z", "--", *paths).stdout
+    wanted = set(paths)
+    for record in raw.split(b"\0"):
+        if not record:
+            continue
+        meta, _, name = record.partition(b"\t")
+        path = os.fsdecode(name)
+        if path not in wanted:
+            continue
+        mode, sha, stage = meta.split(b" ")
+        if stage != b"0" or path in found:
+            found[path] = None  # the user's merge conflict: theirs to resolve
+            continue
+        found[path] = Entry(int(mode, 8), sha.decode())
+    return found
+
+
+def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
+    """Bring the index entries of the committed paths in step with the new HEAD (call while
+    holding `locked`). Only an entry that matched the old HEAD moves: a path the user had
+    staged keeps its staged content, and their other entries are never touched."""
+    index = index_path(gitdir)
+    if not moves:
+        return
+    current = _entries(repo_root, [m.path for m in moves]) if index.exists() else {}
+    lines: list[str] = []
+    for m in moves:
+        cur = current.get(m.path)
+        if m.path in current and cur is None:
+            continue  # conflicted
+        if cur != m.old or m.old == m.new:
+            continue
+        if m.new is None:
+            lines.append(f"0 {_NULL_SHA}\t{m.path}")
+        else:
+            lines.append(f"{m.new.mode:o} {m.new.sha}\t{m.path}")
+    if not lines:
+        return
+    tmp = gitdir / f"{_TMP_PREFIX}{os.getpid()}"
+    try:
+        if index.exists():  # else (the first commit) git makes a new one
+            with open(index, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        gitcli.run(
+            repo_root,
+            "update-index",
+            "-z",
+            "--index-info",
+            stdin="".join(line + "\0" for line in lines).encode(),
+            env={"GIT_INDEX_FILE": str(tmp)},
+        )
+        os.replace(tmp, index)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,34 +1,36 @@
 """The beat commit, built in-process with dulwich; beat history from trailers (DESIGN §9).
 
-The two git libraries split by job, and this is the one place that says so:
+The git libraries split by job, and this is the one place that says so:
 - dulwich (here) does in-process object and ref work on the hot path — a beat commit built
   from HEAD's tree plus exactly the paths the beat wrote, HEAD advanced by compare-and-swap,
-  trailers read back — without spawning git or touching the user's index beyond those paths.
-- GitPython (`looopbot.porcelain`) does porcelain that must honour the user's git setup:
-  `git init` (init.defaultBranch), worktrees, fetch/rebase/push with credentials and merge
-  drivers.
+  trailers read back — without spawning git for the commit itself.
+- the git CLI (`looopbot.gitcli`, through the one subprocess helper and the one git
+  environment) does what must honour the user's whole git setup: the index (split index,
+  sparse checkout, intent-to-add: `looopbot.gitindex`), worktrees, `git init`, status.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from looopbot import gitindex
+from looopbot.changes import Changes
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
-from looopbot.gitstate import check_committable
+from looopbot.gitstate import check_committable, git_dir
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
     from dulwich.object_store import BaseObjectStore
-    from dulwich.objects import ObjectID
+    from dulwich.objects import Commit, ObjectID
     from dulwich.refs import Ref
     from dulwich.repo import Repo
 
@@ -40,6 +42,7 @@ TRAILER_KEYS = (
     "Looopbot-Cost-USD",
 )
 _CAS_ATTEMPTS = 5
+STALE_LOCK_S = 2.0  # a ref lock is held for microseconds; an empty one this old was abandoned
 
 
 class Trailers(NamedTuple):
@@ -78,102 +81,230 @@ def _local_tz() -> int:
     return -time.altzone if time.daylight and time.localtime().tm_isdst else -time.timezone
 
 
-def commit_paths(
-    dd: DataDir, paths: Iterable[str], msg: str, author: tuple[str, str]
-) -> str | None:
-    """Commit exactly `paths` (data-dir relative) as they are on disk now, on top of HEAD.
+def new_commit(
+    tree: ObjectID,
+    parents: list[ObjectID],
+    ident: bytes,
+    msg: str,
+    *,
+    when: int,
+    tz: int = 0,
+) -> Commit:
+    """A commit object (not yet stored): the one builder for beat and claim commits."""
+    from dulwich.objects import Commit
+
+    commit = Commit()
+    commit.tree = tree
+    commit.parents = parents
+    commit.author = commit.committer = ident
+    commit.author_time = commit.commit_time = when
+    commit.author_timezone = commit.commit_timezone = tz
+    commit.encoding = b"UTF-8"
+    commit.message = msg.encode()
+    return commit
+
+
+def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, str]) -> str | None:
+    """Commit exactly what `changes` wrote, on top of HEAD, while holding the index lock.
 
     Returns the new commit id, or None when the tree would not change (never an empty
     commit). Everything else — the rest of the index, the user's staged and unstaged
-    edits — is left exactly as it was.
+    edits — is left exactly as it was. A commit a killed record left in flight is finished
+    (or found not to have landed) first.
     """
     from dulwich.file import FileLocked
-    from dulwich.object_store import commit_tree_changes
-    from dulwich.objects import Blob, Commit, Tree
     from dulwich.refs import HEADREF
 
     check_committable(dd)
+    assert dd.repo_root is not None
+    gitdir = git_dir(dd.repo_root)
     repo = _open(dd)
     try:
-        gitindex.recover(dd, repo)
-        store = repo.object_store
-        changes: list[tuple[bytes, int | None, ObjectID | None]] = []
-        for rel in sorted(set(paths)):
-            repo_path = dd.repo_path(rel).encode()
-            full = dd.root / rel
-            try:
-                st = os.lstat(full)
-            except FileNotFoundError:
-                changes.append((repo_path, None, None))
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            blob = Blob.from_string(full.read_bytes())
-            _objects(store, partial(store.add_object, blob))
-            mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
-            changes.append((repo_path, mode, blob.id))
-        ident = f"{author[0]} <{author[1]}>".encode()
-        for _attempt in range(_CAS_ATTEMPTS):
-            head = repo.refs.follow(HEADREF)[1]
-            if head is not None:
-                parent = store[head]
-                assert isinstance(parent, Commit)
-                base_tree: ObjectID | Tree = parent.tree
-            else:
-                base_tree = Tree()  # an unborn branch: the first commit
-            # commit_tree_changes mutates a Tree object it is given: take the id first.
-            old_tree = base_tree if isinstance(base_tree, bytes) else base_tree.id
-            # Removing a path HEAD never held (a goal the user wrote but never committed,
-            # then archived) is no change; dulwich would raise KeyError on it.
-            todo = [
-                c
-                for c in changes
-                if c[1] is not None or (head is not None and gitindex.lookup(repo, old_tree, c[0]))
-            ]
-            new_tree = _objects(store, partial(commit_tree_changes, store, base_tree, todo))
-            if new_tree == old_tree:
+        with gitindex.locked(gitdir):
+            if changes.commit_intent is not None:
+                _finish_interrupted(dd, repo, gitdir, changes)
+            if not changes.paths:
+                changes.done()
                 return None
-            commit = Commit()
-            commit.tree = new_tree
-            commit.parents = [head] if head is not None else []
-            commit.author = commit.committer = ident
-            commit.author_time = commit.commit_time = int(time.time())
-            commit.author_timezone = commit.commit_timezone = _local_tz()
-            commit.encoding = b"UTF-8"
-            commit.message = msg.encode()
-            _objects(store, partial(store.add_object, commit))
-            reflog = b"commit: " + msg.splitlines()[0].encode()
-            branch = _head_target(repo)
-            touched = [c[0] for c in changes]
-            base = old_tree if head is not None else None
-            gitindex.write_intent(
-                dd,
-                ref=branch,
-                old=head,
-                new=commit.id,
-                old_tree=base,
-                new_tree=new_tree,
-                paths=touched,
-            )
-            try:
-                if head is None:
-                    moved = repo.refs.add_if_new(branch, commit.id, message=reflog)
-                else:
-                    moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
-            except FileLocked:
-                raise LooopbotError(
-                    f"{branch.decode()} is locked by another git process; this beat's files "
-                    "stay pending and the next beat commits them"
-                ) from None
-            if moved:
-                assert dd.repo_root is not None
-                if gitindex.refresh(repo, dd.repo_root, base, new_tree, touched):
-                    gitindex.clear_intent(dd)
-                return commit.id.decode()
-            # Someone committed meanwhile: rebuild on top of theirs, never over it.
-        raise LooopbotError("HEAD kept moving while committing the beat; try again")
+            ident = f"{author[0]} <{author[1]}>".encode()
+            for _attempt in range(_CAS_ATTEMPTS):
+                head = repo.refs.follow(HEADREF)[1]
+                built = _build(dd, repo, changes, head, ident=ident, msg=msg)
+                if built is None:
+                    changes.done()
+                    return None
+                commit, moves = built
+                branch = _head_target(repo)
+                changes.committing(
+                    {
+                        "ref": branch.decode(),
+                        "old": head.decode() if head else None,
+                        "new": commit.id.decode(),
+                        "moves": [[m.path, _pair(m.old), _pair(m.new)] for m in moves],
+                    }
+                )
+                reflog = b"commit: " + msg.splitlines()[0].encode()
+                try:
+                    if head is None:
+                        moved = repo.refs.add_if_new(branch, commit.id, message=reflog)
+                    else:
+                        moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
+                except FileLocked:
+                    raise LooopbotError(
+                        f"{branch.decode()} is locked by another git process; this beat's "
+                        "files stay pending and the next beat commits them"
+                    ) from None
+                if moved:
+                    gitindex.update(dd.repo_root, gitdir, moves)
+                    changes.done()
+                    return commit.id.decode()
+                # Someone committed meanwhile: rebuild on top of theirs, never over it.
+            raise LooopbotError("HEAD kept moving while committing the beat; try again")
     finally:
         repo.close()
+
+
+def _build(
+    dd: DataDir,
+    repo: Repo,
+    changes: Changes,
+    head: ObjectID | None,
+    *,
+    ident: bytes,
+    msg: str,
+) -> tuple[Commit, list[gitindex.Move]] | None:
+    """The commit of `changes` on top of `head`, its objects stored; None if no change."""
+    from dulwich.object_store import commit_tree_changes
+    from dulwich.objects import Blob, Commit, Tree
+
+    store = repo.object_store
+    if head is not None:
+        parent = store[head]
+        assert isinstance(parent, Commit)
+        base_tree: ObjectID | Tree = parent.tree
+        old_tree: ObjectID = parent.tree
+    else:
+        base_tree = Tree()  # an unborn branch: the first commit
+        old_tree = base_tree.id
+    todo: list[tuple[bytes, int | None, ObjectID | None]] = []
+    moves: list[gitindex.Move] = []
+    for rel in sorted(changes.paths):
+        repo_path = dd.repo_path(rel)
+        before = _lookup(repo, old_tree if head is not None else None, repo_path.encode())
+        old_blob = store[before[1]] if before is not None else None
+        data = changes.content(rel, old_blob.data if isinstance(old_blob, Blob) else None)
+        full = dd.root / rel
+        if data is None:
+            if before is None:
+                continue  # removing what HEAD never held (written, never committed) is no change
+            todo.append((repo_path.encode(), None, None))
+            moves.append(gitindex.Move(repo_path, _entry(before), None))
+            continue
+        try:
+            st = os.lstat(full)
+            executable = stat.S_ISREG(st.st_mode) and bool(st.st_mode & stat.S_IXUSR)
+        except FileNotFoundError:
+            executable = False
+        blob = Blob.from_string(data)
+        _objects(store, partial(store.add_object, blob))
+        mode = 0o100755 if executable else 0o100644
+        todo.append((repo_path.encode(), mode, blob.id))
+        moves.append(
+            gitindex.Move(repo_path, _entry(before), gitindex.Entry(mode, blob.id.decode()))
+        )
+    # commit_tree_changes mutates a Tree object it is given; the old id was taken above.
+    new_tree = _objects(store, partial(commit_tree_changes, store, base_tree, todo))
+    if head is not None and new_tree == old_tree:
+        return None
+    if head is None and not todo:
+        return None
+    commit = new_commit(
+        new_tree,
+        [head] if head is not None else [],
+        ident,
+        msg,
+        when=int(time.time()),
+        tz=_local_tz(),
+    )
+    _objects(store, partial(store.add_object, commit))
+    return commit, [m for m in moves if m.old != m.new]
+
+
+def _lookup(repo: Repo, tree: ObjectID | None, path: bytes) -> tuple[int, ObjectID] | None:
+    """(mode, sha) of `path` in `tree`, or None."""
+    from dulwich.errors import NotTreeError
+    from dulwich.object_store import tree_lookup_path
+
+    if tree is None:
+        return None
+    try:
+        return tree_lookup_path(repo.object_store.__getitem__, tree, path)
+    except (KeyError, NotTreeError):
+        return None
+
+
+def _entry(found: tuple[int, ObjectID] | None) -> gitindex.Entry | None:
+    return gitindex.Entry(found[0], found[1].decode()) if found is not None else None
+
+
+def _pair(entry: gitindex.Entry | None) -> list[object] | None:
+    return [entry.mode, entry.sha] if entry is not None else None
+
+
+def _unpair(raw: object) -> gitindex.Entry | None:
+    if isinstance(raw, list) and len(raw) == 2:
+        return gitindex.Entry(int(raw[0]), str(raw[1]))
+    return None
+
+
+def _finish_interrupted(dd: DataDir, repo: Repo, gitdir: Path, changes: Changes) -> None:
+    """A record was killed while committing: finish its commit if it landed, else let the
+    pending paths go into this one. Runs under the index lock."""
+    from dulwich.objects import ObjectID
+    from dulwich.refs import Ref
+
+    intent = changes.commit_intent or {}
+    try:
+        ref = Ref(str(intent["ref"]).encode())
+        new = ObjectID(str(intent["new"]).encode())
+        moves = [gitindex.Move(str(p), _unpair(o), _unpair(n)) for p, o, n in intent["moves"]]
+    except (KeyError, TypeError, ValueError):
+        changes.commit_intent = None  # unreadable: the pending paths are committed again
+        return
+    lock = Path(os.fsdecode(repo.refs.refpath(ref)) + ".lock")  # type: ignore[attr-defined]
+    with contextlib.suppress(OSError):
+        held = lock.read_bytes().strip()
+        # Holding the id we meant to write, it is ours; empty, it may be anyone's for an
+        # instant, so only an old one goes.
+        if held == new or (held == b"" and time.time() - lock.stat().st_mtime > STALE_LOCK_S):
+            lock.unlink()
+    head = repo.refs.follow(ref)[1]
+    if head == new:
+        gitindex.update(dd.repo_root or dd.root, gitdir, moves)
+        changes.landed()
+    elif head is not None and _reaches(repo, head, new):
+        changes.landed()  # landed, and someone committed on top since: their index now
+    else:
+        changes.commit_intent = None
+
+
+def _reaches(repo: Repo, head: ObjectID, target: ObjectID, depth: int = 200) -> bool:
+    """Whether `target` is among the recent first-parent ancestors of `head`."""
+    from dulwich.objects import Commit
+
+    sha: ObjectID | None = head
+    for _ in range(depth):
+        if sha is None:
+            return False
+        if sha == target:
+            return True
+        try:
+            commit = repo.object_store[sha]
+        except KeyError:
+            return False  # a shallow clone's edge
+        assert isinstance(commit, Commit)
+        sha = commit.parents[0] if commit.parents else None
+    return False
 
 
 def _objects(store: BaseObjectStore, fn: Callable[[], T]) -> T:

@@ -20,21 +20,11 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-# Variables that would make a child's git act on *our* repo instead of its own cwd (they are
-# set when looopbot runs from a git hook, for example).
-_GIT_LEAKS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_PREFIX",
-)
+from looopbot.gitenv import clean
 
 KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL of a group that overran
 DRAIN_AFTER_EXIT_S = 1.0  # reading pipes that an escaped grandchild may hold open
@@ -42,11 +32,9 @@ _CHUNK = 65536
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: ours, minus git variables that would leak our repo."""
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LEAKS}
-    if extra:
-        env.update(extra)
-    return env
+    """The environment for a child: ours, minus the git variables that would redirect its
+    git to our repo or index (looopbot.gitenv), plus `extra`."""
+    return clean(os.environ, extra)
 
 
 class Spec(NamedTuple):
@@ -65,6 +53,9 @@ class Spec(NamedTuple):
     stderr_tail: int = 1024
     # Every byte of stdout and stderr is also appended here (the runner's output.log).
     log: Path | None = None
+    # Called with the child's pid as soon as it runs (to leave a note a later beat can use
+    # to end a group whose parent was killed).
+    on_start: Callable[[int], None] | None = None
 
 
 class Result(NamedTuple):
@@ -160,6 +151,13 @@ def _start(spec: Spec, sel: selectors.BaseSelector, idx: int) -> _Job | Result:
     if hasattr(os, "pidfd_open"):
         with contextlib.suppress(OSError):
             pidfd = os.pidfd_open(proc.pid)
+    if spec.on_start is not None:
+        try:
+            spec.on_start(proc.pid)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)  # never a child nobody knows of
+            proc.wait()
+            raise
     log = spec.log.open("ab") if spec.log is not None else None
     job = _Job(spec, proc, started, pidfd, log)
     assert proc.stdout is not None
@@ -354,3 +352,9 @@ def spawn(
 def spawn_detached(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
     """Start a command that outlives us (a notification hook); nothing is waited for."""
     spawn(argv, cwd, env)
+
+
+def kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal a whole process group; one that is already gone is no error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -35,6 +35,8 @@ class PromptInput:
     flapping: Sequence[str] = ()
     journal: Sequence[str] = ()
     goal_acted: Mapping[str, float | None] = field(default_factory=dict)
+    # This run's decision file (data-dir relative); empty when no run is under way.
+    decision_file: str = ""
 
 
 def escape(text: str) -> str:
@@ -79,6 +81,7 @@ def instructions(p: PromptInput) -> str:
         offered = [a for a in offered if a not in WORKER_ACTIONS]
     lines = [line for line in catalogue() if line.split(":")[0] in offered]
     workers = WORKERS_HELP if "start_worker" in offered else ""
+    where = f" ({p.decision_file})" if p.decision_file else ""
     return f"""You are the decider of looopbot, a control loop for someone's ongoing work. The
 desired state is the PLAYBOOK and the GOALS below; the observed state is the SENSOR READINGS.
 Each beat you choose exactly ONE move that brings the world closer to the goals. looopbot,
@@ -95,8 +98,8 @@ Ids and names: 1-64 characters of letters, digits, '.', '_', '-', starting with 
 digit. A goal file's first line is `goal: <one line>`. Sensors are bash scripts that print ONE
 JSON value; put what should wake the loop under "signal" and the rest under "detail".
 
-Write the decision as JSON to the file named by $LOOOPBOT_DECISION_FILE, or print it as the
-last thing you output, for example:
+Write the decision as JSON to the file named by $LOOOPBOT_DECISION_FILE{where}, or print it
+as the last thing you output, for example:
 {{"action": "noop", "reason": "waiting for the build to finish"}}
 
 {workers}Guardrails: never take an irreversible step (merge, deploy, delete data, spend money, post

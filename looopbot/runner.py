@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,8 @@ from typing import Any
 from looopbot import proc
 from looopbot.config import Config
 from looopbot.datadir import DataDir
-from looopbot.errors import LooopbotError
 from looopbot.extract import find_decision, read_cost, runner_errors
-from looopbot.fsutil import write_atomic
+from looopbot.fsutil import read_bytes_or_none, write_atomic
 
 STDOUT_LIMIT = 64 * 1024 * 1024
 
@@ -39,86 +38,141 @@ def self_bin() -> str:
     return shutil.which("looopbot") or "looopbot"
 
 
+RUNNER_NOTE = "runner.json"  # local scratch: the runner of the beat in progress
+DECISION_CAP = 1024 * 1024  # a decision is a few KiB; more is a runner gone wrong
+
+
+def decision_file(dd: DataDir, run_id: str) -> Path:
+    """Where the runner of `run_id` writes its decision: its own run folder, so a runner
+    that outlived a killed beat can never decide into a later one."""
+    return dd.runs / run_id / "decision.json"
+
+
 def runner_env(dd: DataDir, run_id: str) -> dict[str, str]:
     return proc.child_env(
         {
             "LOOOPBOT_DATA_DIR": str(dd.root),
             "LOOOPBOT_RUN_ID": run_id,
-            "LOOOPBOT_DECISION_FILE": str(dd.decision_file),
+            "LOOOPBOT_DECISION_FILE": str(decision_file(dd, run_id)),
             "LOOOPBOT_BIN": self_bin(),
         }
     )
 
 
-def clear_decision_file(dd: DataDir) -> None:
-    """A decision file left by an earlier (crashed) beat must never be executed."""
-    path = dd.decision_file
+def _note_runner(dd: DataDir, run_id: str) -> Callable[[int], None]:
+    def note(pid: int) -> None:
+        from looopbot.workers.identity import of
+
+        me = of(pid)
+        doc = {"pid": pid, "start": me.start if me else None, "run": run_id}
+        write_atomic(dd.scratch(RUNNER_NOTE), json.dumps(doc), durable=False)
+
+    return note
+
+
+def end_orphaned_runner(dd: DataDir) -> str | None:
+    """End the process group of a runner whose beat was killed; what was done, or None.
+
+    Its group id is its pid (it runs in its own session); the start time recorded with it
+    tells a reused pid from the runner itself."""
+    raw = read_bytes_or_none(dd.scratch(RUNNER_NOTE))
+    if raw is None:
+        return None
+    dd.scratch(RUNNER_NOTE).unlink(missing_ok=True)
+    from looopbot.workers.identity import Identity, alive
+
     try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except IsADirectoryError:
-        raise LooopbotError(
-            f"{path} is a directory — remove it so runners can write decisions"
-        ) from None
+        doc = json.loads(raw)
+        who = Identity(int(doc["pid"]), str(doc["start"]))
+        run = str(doc.get("run"))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not alive(who):
+        return None
+    proc.kill_group(who.pid)
+    return f"ended the runner of an interrupted beat (run {run}, pid {who.pid})"
 
 
 def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
     run_dir = dd.runs / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    prune_runs(dd, config.limits.runs_keep, run_id)
     write_atomic(run_dir / "prompt.md", prompt)
-    clear_decision_file(dd)
     runner = config.runner
-    result = proc.run(
-        proc.Spec(
-            argv=["bash", "-c", runner.tick],
-            cwd=dd.root,
-            env=runner_env(dd, run_id),
-            timeout=config.limits.tick_timeout,
-            stdin=prompt.encode(),
-            stdout_limit=STDOUT_LIMIT,
-            stderr_tail=4096,
-            log=run_dir / "output.log",
+    try:
+        result = proc.run(
+            proc.Spec(
+                argv=["bash", "-c", runner.tick],
+                cwd=dd.root,
+                env=runner_env(dd, run_id),
+                timeout=config.limits.tick_timeout,
+                stdin=prompt.encode(),
+                stdout_limit=STDOUT_LIMIT,
+                stderr_tail=4096,
+                log=run_dir / "output.log",
+                on_start=_note_runner(dd, run_id),
+            )
         )
-    )
+    finally:
+        dd.scratch(RUNNER_NOTE).unlink(missing_ok=True)
     stdout = result.stdout.decode("utf-8", errors="replace")
     cost = read_cost(stdout, runner.cost)
     error = _failure(result, stdout, config)
     decision: dict[str, Any] | None = None
-    raw = _take_decision_file(dd, run_dir)
     if error is None:
-        if raw is not None:
-            try:
-                parsed = json.loads(raw)
-            except ValueError as exc:
-                error = f"the decision file is not valid JSON ({exc})"
-            else:
-                decision = parsed if isinstance(parsed, dict) else None
-                if decision is None:
-                    error = "the decision file does not hold a JSON object"
-        else:
-            decision = find_decision(stdout)
-            if decision is None:
-                hint = no_decision(stdout, result.stderr.decode("utf-8", errors="replace"))
-                error = (
-                    "the runner left no decision: no decision file and no JSON object with an "
-                    f'"action" key in its output (see {run_dir.relative_to(dd.root)}/output.log)'
-                    + (f"; it reported: {hint}" if hint else "")
-                )
-            else:
-                write_atomic(run_dir / "decision.json", json.dumps(decision, indent=1) + "\n")
+        decision, error = _read_decision(dd, run_dir, result, stdout)
     return Ran(decision, error, cost, run_dir)
 
 
-def _take_decision_file(dd: DataDir, run_dir: Path) -> bytes | None:
+def _read_decision(
+    dd: DataDir, run_dir: Path, result: proc.Result, stdout: str
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The decision from the run's decision file, else from stdout (then written to the
+    file, the one place a decision is read from); or why there is none."""
+    path = run_dir / "decision.json"
+    rel = path.relative_to(dd.root)
     try:
-        raw = dd.decision_file.read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-    write_atomic(run_dir / "decision.json", raw)
-    with contextlib.suppress(FileNotFoundError):
-        dd.decision_file.unlink()
-    return raw
+        with open(path, "rb") as f:
+            raw: bytes | None = f.read(DECISION_CAP + 1)
+    except FileNotFoundError:
+        raw = None
+    except IsADirectoryError:
+        return None, f"{rel} is a directory, not a decision"
+    if raw is None:
+        found = find_decision(stdout)
+        if found is None:
+            hint = no_decision(stdout, result.stderr.decode("utf-8", errors="replace"))
+            return None, (
+                "the runner left no decision: no decision file and no JSON object with an "
+                f'"action" key in its output (see {run_dir.relative_to(dd.root)}/output.log)'
+                + (f"; it reported: {hint}" if hint else "")
+            )
+        try:
+            raw = json.dumps(found, indent=1).encode() + b"\n"
+        except RecursionError:
+            return None, "the decision in the runner's output is nested too deep to use"
+        write_atomic(path, raw)
+    if len(raw) > DECISION_CAP:
+        return None, f"the decision is over {DECISION_CAP} bytes ({rel}): not a decision"
+    try:
+        parsed = json.loads(raw)
+    except RecursionError:
+        return None, f"the decision file {rel} is nested too deep to parse"
+    except ValueError as exc:
+        return None, f"the decision file is not valid JSON ({exc})"
+    if not isinstance(parsed, dict):
+        return None, "the decision file does not hold a JSON object"
+    return parsed, None
+
+
+def prune_runs(dd: DataDir, keep: int, current: str) -> None:
+    """Keep the newest `keep` run folders (their names sort by time), never `current`."""
+    try:
+        names = sorted(n for n in os.listdir(dd.runs) if n != current)
+    except FileNotFoundError:
+        return
+    for name in names[: max(0, len(names) - max(0, keep - 1))]:
+        shutil.rmtree(dd.runs / name, ignore_errors=True)
 
 
 def _failure(result: proc.Result, stdout: str, config: Config) -> str | None:
@@ -128,7 +182,8 @@ def _failure(result: proc.Result, stdout: str, config: Config) -> str | None:
     if result.timed_out:
         return (
             f"runner '{name}' timed out after {config.limits.tick_timeout:g}s "
-            "(limits.tick_timeout); its whole process group was killed"
+            f"(limits.tick_timeout) running {_command(config)}; its whole process group "
+            "was killed"
         )
     if result.too_large:
         return f"runner '{name}' printed more than {STDOUT_LIMIT} bytes"
@@ -144,6 +199,14 @@ def _failure(result: proc.Result, stdout: str, config: Config) -> str | None:
     if said.fatal is not None:
         return f"runner '{name}' reported an error: {said.fatal}"
     return None
+
+
+def _command(config: Config) -> str:
+    """The tick command that actually ran, and where it came from."""
+    tick = " ".join(config.runner.tick.split())
+    shown = tick if len(tick) <= 120 else tick[:119] + "…"
+    where = " (from $LOOOPBOT_TICK_COMMAND)" if os.environ.get("LOOOPBOT_TICK_COMMAND") else ""
+    return f"`{shown}`{where}"
 
 
 def no_decision(stdout: str, stderr: str) -> str | None:

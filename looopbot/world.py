@@ -5,7 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class World(NamedTuple):
+    """What SENSE and DIFF found: the desired files, the snapshots and their hashes."""
+
+    desired: dict[str, bytes]
+    snapshots: dict[str, Any]  # name -> value
+    signals: dict[str, Any]  # name -> wake signal
+    hash: str
+    desired_hash: str
 
 
 def canonical(value: Any) -> bytes:

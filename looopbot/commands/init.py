@@ -9,13 +9,12 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from looopbot.beat import commit, new_run_id
-from looopbot.changes import Changes
+from looopbot import record
+from looopbot.beat import new_run_id
 from looopbot.config import load
 from looopbot.datadir import DataDir, find_repo_root
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.gitstate import check_committable
-from looopbot.gitstore import Trailers
 from looopbot.lock import beat_lock
 from looopbot.presets import PRESETS
 
@@ -67,10 +66,10 @@ def init(args: argparse.Namespace) -> int:
     target.mkdir(parents=True, exist_ok=True)
     repo_root = find_repo_root(target)
     if repo_root is None:
-        import git
+        from looopbot import gitcli
 
-        # `git init` through GitPython honours the user's init.defaultBranch and templates.
-        git.Repo.init(target)
+        # `git init` itself honours the user's init.defaultBranch and templates.
+        gitcli.run(target, "init", "--quiet")
         repo_root = target
     dd = DataDir(target, repo_root)
     with beat_lock(dd):  # a `run` already going in an adopted repo must not interleave
@@ -79,7 +78,7 @@ def init(args: argparse.Namespace) -> int:
 
 def _seed(dd: DataDir, runner: str) -> int:
     check_committable(dd)
-    changes = Changes(dd)
+    changes = record.start(dd)
     written, kept = [], []
     for rel, data in template_files():
         if dd.path(rel).exists():
@@ -88,14 +87,14 @@ def _seed(dd: DataDir, runner: str) -> int:
         body = _with_runner(data, runner) if rel == "looopbot.yaml" else data
         changes.write(rel, body, mode=0o755 if rel.startswith("sensors/") else None)
         written.append(rel)
-    load(dd)  # the config we leave behind must load (an adopted one too)
-    sha = commit(
-        dd,
-        load(dd),
-        changes,
-        f"looopbot: init · seeded {len(written)} file(s), runner {runner}",
-        Trailers(run=new_run_id(time.time()), outcome="init"),
+    config = load(dd)  # the config we leave behind must load (an adopted one too)
+    now = time.time()
+    entry = record.Entry(
+        outcome="init",
+        run_id=new_run_id(now),
+        subject=f"seeded {len(written)} file(s), runner {runner}",
     )
+    sha = record.record(dd, config, changes, entry, now)
     where = dd.root
     print(f"initialised {where}" + (f" [{sha[:10]}]" if sha else " (nothing new to commit)"))
     for rel in written:

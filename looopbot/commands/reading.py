@@ -64,11 +64,10 @@ def prompt(args: argparse.Namespace) -> int:
     """The prompt from the snapshots on disk, without running sensors or writing anything."""
     from looopbot import desired, sense
     from looopbot import state as state_mod
-    from looopbot.beat import World
     from looopbot.config import load
     from looopbot.decide import prompt_input
     from looopbot.prompt import build
-    from looopbot.world import desired_hash, wake_signal, world_hash
+    from looopbot.world import World, desired_hash, wake_signal, world_hash
 
     dd = locate(args.data_dir)
     config = load(dd)

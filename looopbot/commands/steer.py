@@ -10,17 +10,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from looopbot import desired, sense
+from looopbot import desired, record, sense
 from looopbot.act import execute
 from looopbot.actions import parse_decision, summary
-from looopbot.beat import commit, new_run_id
-from looopbot.changes import Changes
+from looopbot.beat import new_run_id
+from looopbot.changes import Changes, Move
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.gitstate import check_committable
-from looopbot.gitstore import Trailers
-from looopbot.journal import format_line
 from looopbot.lock import beat_lock
 from looopbot.redact import redactor
 
@@ -35,26 +33,35 @@ def text_arg(arg: str, what: str) -> str:
 
 
 def by_hand(
-    dd: DataDir, action: str, do: Callable[[Config, Changes, Callable[[str], str]], str]
+    dd: DataDir,
+    action: str,
+    do: Callable[[Config, Changes, Callable[[str], str]], str],
+    summary: str = "",
 ) -> str | None:
     """Do one move by hand under the beat lock, journal it ("by hand: …") and commit it
-    like a beat's action; `do` acts and returns the journal text. Returns the commit id."""
+    like a beat's action (looopbot.record); `do` acts and returns the journal text.
+    Returns the commit id."""
     with beat_lock(dd):
         config = load(dd)
         check_committable(dd)
         now = time.time()
-        changes = Changes(dd)
-        changes.recover()
+        changes = record.start(dd)
         scrub = redactor()
-        text = "by hand: " + scrub(do(config, changes, scrub))
-        changes.append("journal.md", format_line(text, now))
-        run_id = new_run_id(now)
-        sha = commit(
+        with changes.executing(Move(action, scrub(summary or "(by hand)"))):
+            text = "by hand: " + scrub(do(config, changes, scrub))
+        sha = record.record(
             dd,
             config,
             changes,
-            f"looopbot: {action} · {text}",
-            Trailers(run=run_id, outcome="manual", action=action),
+            record.Entry(
+                outcome="manual",
+                run_id=new_run_id(now),
+                subject=text,
+                head=action,
+                journal=text,
+                action=action,
+            ),
+            now,
         )
     print(f"{text}" + (f" [{sha[:10]}]" if sha else ""))
     return sha
@@ -71,7 +78,7 @@ def apply(dd: DataDir, obj: dict[str, Any]) -> str | None:
             raise LooopbotError(acted.error)
         return summary(decision)
 
-    return by_hand(dd, decision.name, do)
+    return by_hand(dd, decision.name, do, summary(decision))
 
 
 def goal(args: argparse.Namespace) -> int:

@@ -107,7 +107,7 @@ def _stop(dd: DataDir, args: argparse.Namespace) -> int:
         return f"stop_worker {args.id} ({stopped.state})"
 
     fleet.check_id(args.id)
-    by_hand(dd, "stop_worker", do)
+    by_hand(dd, "stop_worker", do, args.id)
     return EXIT_OK
 
 
@@ -181,5 +181,5 @@ def answer(args: argparse.Namespace) -> int:
         fleet.answer(dd, args.id, text)
         return f"answered {args.id}: {text}"
 
-    by_hand(dd, "answer", do)
+    by_hand(dd, "answer", do, args.id)
     return EXIT_OK

@@ -183,7 +183,9 @@ def _claim_commit(
     repo: Repo, ident: bytes, *, name: str, holder: str, now: float, ttl: float
 ) -> str:
     """Write the claim's blob, tree and commit (not yet referenced by anything)."""
-    from dulwich.objects import Blob, Commit, Tree
+    from dulwich.objects import Blob, Tree
+
+    from looopbot.gitstore import new_commit
 
     doc = {
         "name": name,
@@ -196,14 +198,7 @@ def _claim_commit(
     blob = Blob.from_string((json.dumps(doc, sort_keys=True, indent=1) + "\n").encode())
     tree = Tree()
     tree.add(b"claim.json", 0o100644, blob.id)
-    commit = Commit()
-    commit.tree = tree.id
-    commit.parents = []
-    commit.author = commit.committer = ident
-    commit.author_time = commit.commit_time = int(now)
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.encoding = b"UTF-8"
-    commit.message = f"claim {name} by {holder}\n".encode()
+    commit = new_commit(tree.id, [], ident, f"claim {name} by {holder}\n", when=int(now))
     # Objects before the ref: whoever reads the ref always finds its commit.
     for obj in (blob, tree, commit):
         repo.object_store.add_object(obj)

@@ -1,7 +1,8 @@
 """A worker's branch and worktree (DESIGN §8), through GitPython.
 
 Worktrees are porcelain: `git worktree add` must honour the user's git setup (hooks,
-sparse checkout, filters), so this is the git CLI through GitPython, not dulwich. Callers
+sparse checkout, filters), so this is the git CLI (looopbot.gitcli), not dulwich; GitPython
+reads the repo's HEAD and branch. Callers
 have validated the worker id (ids.is_valid_id) before any ref or path is built from it.
 """
 
@@ -30,15 +31,11 @@ def _repo(dd: DataDir) -> Repo:
 
 
 def _git(repo: Repo, *args: str) -> str:
-    """One git command; a refusal becomes a LooopbotError carrying git's own words."""
-    import git
+    """One git command in the repo (looopbot.gitcli: the one git environment, a timeout);
+    a refusal becomes a LooopbotError carrying git's own words."""
+    from looopbot import gitcli
 
-    try:
-        out: str = repo.git.execute(["git", *args])
-    except git.GitCommandError as exc:
-        said = str(exc.stderr or exc).strip().strip("'").strip()
-        raise LooopbotError(f"git {args[0]} {args[1] if len(args) > 1 else ''}: {said}") from None
-    return out
+    return gitcli.out(Path(repo.working_dir), *args)
 
 
 def _registered(repo: Repo) -> set[Path]:
@@ -52,13 +49,17 @@ def _registered(repo: Repo) -> set[Path]:
 
 
 def _branch_exists(repo: Repo, name: str) -> bool:
-    import git
+    from looopbot import gitcli
 
-    try:
-        repo.git.execute(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"])
-    except git.GitCommandError:
-        return False
-    return True
+    found = gitcli.run(
+        Path(repo.working_dir),
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        f"refs/heads/{name}",
+        check=False,
+    )
+    return found.ok
 
 
 def ensure(dd: DataDir, wid: str) -> tuple[str, str, str]:

@@ -228,7 +228,9 @@ def test_decision_file_wins_over_stdout(repo: Repo) -> None:
     assert r.json()["action"] == "write_goal"
     assert (repo.root / "goals/fromfile.md").is_file()
     assert not (repo.root / "goals/fromstdout.md").exists()
-    # consumed: not left behind for a later beat
+    # It stays in its own run's folder, the record of what was decided, and nowhere else.
+    [kept] = (repo.root / ".looopbot/runs").glob("*/decision.json")
+    assert json.loads(kept.read_text())["id"] == "fromfile"
     assert not (repo.root / ".decision.json").exists()
     assert repo.status_porcelain() == ""
 
@@ -256,26 +258,44 @@ def test_last_decision_shaped_object_in_stdout_wins(repo: Repo) -> None:
 STALE = {"action": "write_goal", "id": "stale", "body": "goal: from a crashed beat\n"}
 
 
+def _plant_stale(repo: Repo) -> list[Path]:
+    """A decision where a killed beat's late runner, or an old looopbot, could have left one:
+    the old fixed location, and an earlier run's folder."""
+    old_run = repo.root / ".looopbot/runs/20000101T000000Z-dead00"
+    old_run.mkdir(parents=True)
+    planted = [repo.root / ".decision.json", old_run / "decision.json"]
+    for path in planted:
+        path.write_text(json.dumps(STALE))
+    return planted
+
+
 def test_stale_decision_file_is_never_executed_when_runner_writes_nothing(repo: Repo) -> None:
-    (repo.root / ".decision.json").write_text(json.dumps(STALE))
+    _plant_stale(repo)
     repo.queue({"stdout": ""})
     r = repo.tick()
     assert_failed(r, "no decision")
     assert repo.calls() == 1
     assert not (repo.root / "goals/stale.md").exists()
     assert "goals/stale.md" not in repo.git("log", "--all", "--name-only", "--format=")
-    assert not (repo.root / ".decision.json").exists()
     assert_backoff_armed(repo)
 
 
 def test_stale_decision_file_loses_to_the_runners_stdout(repo: Repo) -> None:
-    (repo.root / ".decision.json").write_text(json.dumps(STALE))
+    _plant_stale(repo)
     repo.decide(NOOP)
     r = repo.tick()
     assert r.code == 0, r.err
     assert r.json()["action"] == "noop"
     assert not (repo.root / "goals/stale.md").exists()
-    assert not (repo.root / ".decision.json").exists()
+
+
+def test_the_decision_file_is_per_run_and_named_in_the_prompt(repo: Repo) -> None:
+    repo.decide(NOOP)
+    assert repo.tick().code == 0
+    [run] = (repo.root / ".looopbot/runs").iterdir()
+    assert f".looopbot/runs/{run.name}/decision.json" in repo.prompts()[0] or str(
+        run / "decision.json"
+    ) in repo.prompts()[0]
 
 
 # --- malformed decisions: a failed beat that arms backoff --------------------------------------

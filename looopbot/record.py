@@ -1,0 +1,93 @@
+"""RECORD: the one step that turns what happened into the journal line, the ledger row, the
+state update and the commit (DESIGN §1, §9).
+
+Every writer goes through here — a beat, a move made by hand (`goal`, `playbook`, `sensor
+write`, `answer`, `worker start|stop`), `init` — so each gets the same write-ahead record
+(looopbot.changes), the same redaction, the same trailers and the same commit. Whatever
+must follow a commit (a push, a dashboard update) hooks in at `record`, not in its callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from looopbot.changes import Changes, Move
+from looopbot.config import Config
+from looopbot.datadir import DataDir
+from looopbot.journal import format_line
+from looopbot.ledger import Row
+from looopbot.redact import redactor
+
+JOURNAL = "journal.md"
+LEDGER = ".looopbot/cost.jsonl"
+STATE = ".looopbot/state.json"
+
+
+class Entry(NamedTuple):
+    """What one record says: its outcome, journal line and new state."""
+
+    outcome: str  # decided | failed | unchanged | backoff | capped | budget | manual | init
+    run_id: str
+    subject: str  # the commit subject after "looopbot: <head> · "
+    head: str = ""  # the subject's first word: the action, else the outcome
+    journal: str | None = None  # the journal line's text (redacted here)
+    action: str | None = None  # the Looopbot-Action trailer
+    world: str | None = None
+    cost_usd: float | None = None
+    state: str | None = None  # the new state file's text; None: unchanged
+
+
+def start(dd: DataDir) -> Changes:
+    """A new record, taking over whatever a killed one left (looopbot.changes)."""
+    changes = Changes(dd)
+    changes.recover()
+    return changes
+
+
+def meter(changes: Changes, row: Row) -> None:
+    """The ledger row of a metered run, written as soon as the spend happened: a beat killed
+    after its runner still counts against the budget."""
+    changes.append(LEDGER, row.to_json())
+
+
+def record(
+    dd: DataDir,
+    config: Config,
+    changes: Changes,
+    entry: Entry,
+    now: float,
+    *,
+    notes: Sequence[str] = (),
+) -> str | None:
+    """Journal, state and commit; returns the commit id (None: nothing changed)."""
+    scrub = redactor()
+    if changes.interrupted is not None:
+        action, summary = changes.interrupted
+        text = f"interrupted: {action} {summary} — it may have run"
+        changes.append(JOURNAL, format_line(scrub(text), now))
+    for note in notes:
+        changes.append(JOURNAL, format_line(scrub(note), now))
+    if entry.journal is not None:
+        changes.append(JOURNAL, format_line(scrub(entry.journal), now), journal=True)
+    if entry.state is not None:
+        changes.write(STATE, entry.state)
+    if not changes.paths and changes.commit_intent is None:
+        changes.done()  # a quiet beat: no commit, and no git library loaded
+        return None
+    from looopbot.config import author_identity
+    from looopbot.gitstore import Trailers, commit_changes, message
+
+    trailers = Trailers(
+        run=entry.run_id,
+        outcome=entry.outcome,
+        action=entry.action,
+        world=entry.world,
+        cost_usd=entry.cost_usd,
+    )
+    head = entry.head or entry.outcome
+    msg = message(f"looopbot: {head} · {scrub(entry.subject)}", trailers)
+    return commit_changes(dd, changes, msg, author_identity(config.author))
+
+
+__all__ = ["Changes", "Entry", "Move", "meter", "record", "start"]
