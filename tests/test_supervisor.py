@@ -284,6 +284,22 @@ def test_verify_that_overruns_its_timeout_fails(fl: Fleet, monkeypatch: pytest.M
     assert fl.wait("slow").verdict == "fail"
 
 
+def test_sigterm_to_the_supervisor_during_verify_ends_the_verify_group(
+    fl: Fleet, pidfile: Path
+) -> None:
+    # The verify forks a helper into its group, then waits: both must go.
+    fl.start("judged", verify=f"sleep 300 & echo $! $$ >> {pidfile}; wait")
+    helper, verify_shell = (int(x) for x in wait_lines(pidfile, 1)[0].split())
+    sup = fl.rec("judged").supervisor
+    assert sup is not None and fl.rec("judged").state == "running"
+    os.kill(sup.pid, signal.SIGTERM)
+    done = fl.wait("judged")
+    assert (done.state, done.exit_code, done.verdict) == ("killed", 0, None)
+    assert wait_dead([helper, verify_shell, sup.pid]) == []
+    log = record.paths(fl.dd, "judged").log.read_text()
+    assert "stopped during verify (SIGTERM): its process group was ended" in log
+
+
 def test_restart_runs_the_command_again_in_the_same_worktree(fl: Fleet) -> None:
     starts, pids = fl.tmp / "starts", fl.tmp / "pids"
     fl.start("again", starts=str(starts), pids=str(pids), hang=True)

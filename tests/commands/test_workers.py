@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import BIN, Repo, read_pids, wait_dead
+from conftest import BIN, Repo, read_pids, wait_dead, wait_lines
 
 
 def prompt(wid: str, **spec: Any) -> str:
@@ -105,6 +105,33 @@ def test_worker_stop_ends_the_group_and_is_journaled(wrepo: Repo, tmp_path: Path
     assert again.code == 1 and "not running" in again.err
     missing = wrepo.run("worker", "stop", "nobody")
     assert missing.code == 1 and "no worker 'nobody'" in missing.err
+
+
+def test_worker_stop_during_verify_is_answered_by_the_supervisor(
+    wrepo: Repo, pidfile: Path
+) -> None:
+    # The worker exits at once; its verify records its pid and sleeps.
+    verify = f"echo $$ >> {pidfile}; exec sleep 30"
+    run = wrepo.run("worker", "start", "v", prompt("v"), "--verify", verify)
+    assert run.code == 0, run.err
+    (verify_pid,) = (int(x) for x in wait_lines(pidfile, 1))
+    # The record still says running while verify runs: an answer is taken, but no worker
+    # is left to read it, so it must be dropped out loud.
+    assert wrepo.run("answer", "v", "too late?").code == 0
+    run = wrepo.run("worker", "stop", "v", timeout=120)
+    assert run.code == 0, run.err
+    assert "by hand: stop_worker v (killed)" in run.out
+    assert wait_dead([verify_pid]) == []
+    rec = listing(wrepo)["v"]
+    assert (rec["state"], rec["exit_code"], rec["verify"]) == ("killed", 0, None)
+    log = wrepo.read(".looopbot/workers/v/output.log")
+    # The supervisor took the stop message itself: the fleet's fallback (which ends the
+    # supervisor from outside after fleet.STOP_WAIT_S) never ran.
+    assert "stopped during verify (a stop message)" in log, log
+    assert "ended from outside" not in log
+    assert "input dropped: the worker has ended" in log, log
+    sup = json.loads(wrepo.read(".looopbot/workers/v/state.json"))["supervisor"]
+    assert wait_dead([sup["pid"]]) == []
 
 
 def test_a_worker_flags_itself_and_an_answer_reaches_its_stdin(wrepo: Repo, tmp_path: Path) -> None:
