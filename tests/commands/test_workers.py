@@ -204,6 +204,28 @@ def test_worker_prune_keeps_branches_with_work(wrepo: Repo) -> None:
     assert wrepo.run("worker", "list").out == "no workers\n"
 
 
+def test_worker_prune_reports_a_worker_it_cannot_prune_and_prunes_the_rest(wrepo: Repo) -> None:
+    assert wrepo.run("worker", "start", "a-stuck", prompt("a-stuck")).code == 0
+    assert wrepo.run("worker", "start", "b-fine", prompt("b-fine")).code == 0
+    wait_finished(wrepo, "a-stuck")
+    wait_finished(wrepo, "b-fine")
+    base = wrepo.git("branch", "--show-current").strip()
+    # git will not delete a branch checked out in the data repo itself.
+    wrepo.git("checkout", "-q", "--ignore-other-worktrees", "looopbot/worker/a-stuck")
+    for pruned in ("pruned b-fine: worktree removed, branch deleted\n", ""):
+        run = wrepo.run("worker", "prune", "--all")  # a human is told every time
+        assert run.code == 1
+        assert run.out == pruned
+        assert run.err.startswith("looopbot: prune of worker a-stuck failed: git branch "), run.err
+        assert "checked out at" in run.err and run.err.count("\n") == 1
+        assert list(listing(wrepo)) == ["a-stuck"]
+    wrepo.git("checkout", "-q", base)
+    run = wrepo.run("worker", "prune", "--all")
+    assert run.code == 0, run.err
+    assert run.out == "pruned a-stuck: worktree removed, branch deleted\n"
+    assert listing(wrepo) == {}
+
+
 def test_worker_logs_of_an_unknown_worker(wrepo: Repo) -> None:
     run = wrepo.run("worker", "logs", "nope")
     assert run.code == 1 and "no worker 'nope'" in run.err
