@@ -27,6 +27,7 @@ from typing import IO, NamedTuple
 from looopbot.gitenv import clean
 
 KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL of a group that overran
+_END_STEP_S = 0.02  # how long end_group waits at a time for a leader to go
 DRAIN_AFTER_EXIT_S = 1.0  # reading pipes that an escaped grandchild may hold open
 _CHUNK = 65536
 
@@ -127,7 +128,7 @@ def run_many(specs: Sequence[Spec], concurrency: int = 8) -> list[Result]:
             _step(sel, running, results)
     finally:
         for job in running.values():  # only on an exception: leave no orphans
-            _signal_group(job, signal.SIGKILL)
+            kill_group(job.proc.pid, signal.SIGKILL)
             job.proc.wait()
         sel.close()
     return [r for r in results if r is not None]
@@ -252,7 +253,7 @@ def _read(sel: selectors.BaseSelector, job: _Job, stream: IO[bytes], kind: str) 
     if spec.stdout_limit is not None and job.out_total > spec.stdout_limit:
         if not job.too_large:
             job.too_large = True
-            _signal_group(job, signal.SIGKILL)
+            kill_group(job.proc.pid, signal.SIGKILL)
         return
     job.out += chunk
     if spec.stdout_tail is not None:
@@ -263,7 +264,7 @@ def _leader_exited(job: _Job) -> None:
     job.exited = True
     # Whatever the leader left behind in its group goes with it: a sensor or runner that
     # forks a background process must not outlive its beat (or hold our pipes open).
-    _signal_group(job, signal.SIGKILL)
+    kill_group(job.proc.pid, signal.SIGKILL)
     job.drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT_S
 
 
@@ -271,9 +272,9 @@ def _enforce_deadlines(sel: selectors.BaseSelector, job: _Job, now: float) -> No
     if not job.exited and now >= job.deadline and job.term_at is None:
         job.timed_out = True
         job.term_at = now
-        _signal_group(job, signal.SIGTERM)
+        kill_group(job.proc.pid, signal.SIGTERM)
     if job.term_at is not None and now >= job.term_at + KILL_GRACE_S:
-        _signal_group(job, signal.SIGKILL)
+        kill_group(job.proc.pid, signal.SIGKILL)
     if job.drain_deadline is not None and now >= job.drain_deadline and job.open_pipes:
         # A grandchild escaped the group (setsid) and holds our pipe: stop listening.
         for stream in (job.proc.stdout, job.proc.stderr):
@@ -308,9 +309,39 @@ def _finish(sel: selectors.BaseSelector, job: _Job) -> Result:
     )
 
 
-def _signal_group(job: _Job, sig: signal.Signals) -> None:
+def kill_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to every process in group `pgid`; a group already gone is no error.
+
+    The one place looopbot signals a group. Callers keep `pgid` from naming a stranger's
+    group: the leader is their unreaped child, or its identity was checked just before.
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(job.proc.pid, sig)
+        os.killpg(pgid, sig)
+
+
+def end_group(
+    pgid: int,
+    gone: Callable[[float], bool],
+    grace: float,
+    *,
+    ours: Callable[[], bool] = lambda: True,
+) -> None:
+    """SIGTERM to the group, up to `grace` seconds for its leader to go, then SIGKILL to
+    whatever is left (helpers it forked that ignore SIGTERM).
+
+    `gone(t)` waits at most `t` seconds and says whether the leader has exited. `ours()` is
+    asked before each signal: a caller whose leader is not its own child says there whether
+    the pid still names the same process, so a recycled pid is never signalled.
+    """
+    if not ours():
+        return
+    kill_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while not gone(max(0.0, min(_END_STEP_S, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            break
+    if ours():
+        kill_group(pgid, signal.SIGKILL)
 
 
 def _exited_unreaped(pid: int) -> bool:

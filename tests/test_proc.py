@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_pids, wait_dead
+from conftest import read_pids, wait_dead, wait_lines
 
 from looopbot import proc
 
@@ -280,6 +281,66 @@ def test_run_many_one_timeout_does_not_hold_up_or_spoil_the_others(
 
 def test_run_many_of_nothing(tmp_path: Path) -> None:
     assert proc.run_many([], concurrency=4) == []
+
+
+# --- ending a group: kill_group, end_group -------------------------------------------------
+
+
+def _group(script: str, cwd: Path) -> Any:
+    """A bash script as the leader of its own group, as the supervisor starts a worker."""
+    return proc.spawn(["bash", "-c", script], cwd, proc.child_env())
+
+
+def _gone(child: Any) -> Any:
+    def gone(timeout: float) -> bool:
+        # Like the supervisor: look without reaping, so the group id stays ours.
+        for _ in range(2):
+            if os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True
+            time.sleep(timeout)
+        return False
+
+    return gone
+
+
+def test_end_group_asks_with_sigterm_then_kills_what_ignored_it(
+    tmp_path: Path, pidfile: Path
+) -> None:
+    marks = tmp_path / "marks"
+    # The leader leaves on SIGTERM (and says so); its helper ignores SIGTERM.
+    script = (
+        f"trap 'echo term >> {marks}; exit 0' TERM\n"
+        f"(trap '' TERM; exec sleep 300) & echo $! >> {pidfile}\n"
+        "wait\n"
+    )
+    child = _group(script, tmp_path)
+    wait_lines(pidfile, 1)
+    proc.end_group(child.pid, _gone(child), grace=30)
+    assert child.wait() == 0  # it left by its own trap: SIGTERM came first
+    assert marks.read_text() == "term\n"
+    assert wait_dead(read_pids(pidfile)) == []  # SIGKILL ended the helper
+
+
+def test_end_group_kills_a_leader_that_ignores_sigterm_after_the_grace(tmp_path: Path) -> None:
+    child = _group("trap '' TERM; while :; do sleep 0.05; done", tmp_path)
+    proc.end_group(child.pid, _gone(child), grace=0.2)
+    assert child.wait() == -signal.SIGKILL
+
+
+def test_end_group_signals_nothing_when_the_pid_is_not_ours(tmp_path: Path) -> None:
+    child = _group("sleep 300", tmp_path)
+    try:
+        proc.end_group(child.pid, _gone(child), grace=0.2, ours=lambda: False)
+        assert wait_dead([child.pid], within=0.5) == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_kill_group_of_a_group_that_is_gone_is_no_error(tmp_path: Path) -> None:
+    child = _group("exit 0", tmp_path)
+    child.wait()
+    proc.kill_group(child.pid, signal.SIGKILL)
 
 
 # --- environment ----------------------------------------------------------------------------

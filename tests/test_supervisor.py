@@ -22,7 +22,7 @@ from conftest import BIN, TESTS, Repo, read_pids, wait_dead, wait_lines
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import LooopbotError
-from looopbot.workers import contract, fleet, identity, record, upkeep
+from looopbot.workers import contract, fleet, identity, record, system, upkeep
 from looopbot.workers.record import Worker
 
 WORKER = f"{sys.executable} {TESTS / 'fake_worker.py'} {{prompt_file}}"
@@ -284,6 +284,22 @@ def test_verify_that_overruns_its_timeout_fails(fl: Fleet, monkeypatch: pytest.M
     assert fl.wait("slow").verdict == "fail"
 
 
+def test_sigterm_to_the_supervisor_during_verify_ends_the_verify_group(
+    fl: Fleet, pidfile: Path
+) -> None:
+    # The verify forks a helper into its group, then waits: both must go.
+    fl.start("judged", verify=f"sleep 300 & echo $! $$ >> {pidfile}; wait")
+    helper, verify_shell = (int(x) for x in wait_lines(pidfile, 1)[0].split())
+    sup = fl.rec("judged").supervisor
+    assert sup is not None and fl.rec("judged").state == "running"
+    os.kill(sup.pid, signal.SIGTERM)
+    done = fl.wait("judged")
+    assert (done.state, done.exit_code, done.verdict) == ("killed", 0, None)
+    assert wait_dead([helper, verify_shell, sup.pid]) == []
+    log = record.paths(fl.dd, "judged").log.read_text()
+    assert "stopped during verify (SIGTERM): its process group was ended" in log
+
+
 def test_restart_runs_the_command_again_in_the_same_worktree(fl: Fleet) -> None:
     starts, pids = fl.tmp / "starts", fl.tmp / "pids"
     fl.start("again", starts=str(starts), pids=str(pids), hang=True)
@@ -315,6 +331,51 @@ def test_prune_keeps_branches_with_work_and_removes_the_rest(fl: Fleet) -> None:
     assert "looopbot/worker/idle" not in fl.branches()
     assert fl.repo.git("worktree", "list").count("\n") == 1  # only the data repo itself
     assert fleet.snapshot(fl.dd)["signal"] == []
+
+
+def test_one_worker_that_cannot_be_pruned_is_reported_once_and_the_others_still_go(
+    fl: Fleet,
+) -> None:
+    fl.start("a-stuck")
+    fl.start("b-fine")
+    base = fl.wait("a-stuck").base_branch
+    fl.wait("b-fine")
+    # A human looks at the stuck worker's (empty) branch in the data repo itself: git will
+    # not delete a branch that is checked out, so that prune fails, and first in id order.
+    fl.repo.git("checkout", "-q", "--ignore-other-worktrees", "looopbot/worker/a-stuck")
+    later = time.time() + fl.config.limits.worker_ttl + 1
+    (problem,) = system.housekeeping(fl.dd, fl.config, later)
+    assert problem.startswith("prune of worker a-stuck failed: git branch ")
+    assert "checked out at" in problem
+    assert not record.paths(fl.dd, "b-fine").dir.exists()
+    assert "looopbot/worker/b-fine" not in fl.branches()
+    # The stuck one is still listed (so it is tried again), its worktree already gone.
+    assert [w.id for w in fleet.workers(fl.dd)] == ["a-stuck"]
+    assert not record.paths(fl.dd, "a-stuck").worktree.exists()
+    # The next beats meet the same failure and say nothing more about it…
+    assert system.housekeeping(fl.dd, fl.config, later + 1) == []
+    # …and once the branch is free, it goes.
+    fl.repo.git("checkout", "-q", base)
+    assert system.housekeeping(fl.dd, fl.config, later + 2) == []
+    assert fleet.workers(fl.dd) == []
+    assert "looopbot/worker/a-stuck" not in fl.branches()
+
+
+def test_the_same_failure_of_a_later_run_of_the_id_is_reported_again(fl: Fleet) -> None:
+    def stuck_prune(now: float) -> list[str]:
+        base = fl.wait("stuck").base_branch
+        fl.repo.git("checkout", "-q", "--ignore-other-worktrees", "looopbot/worker/stuck")
+        try:
+            return system.housekeeping(fl.dd, fl.config, now)
+        finally:
+            fl.repo.git("checkout", "-q", base)
+
+    later = time.time() + fl.config.limits.worker_ttl + 1
+    fl.start("stuck")
+    (first,) = stuck_prune(later)
+    fl.start("stuck")  # the id runs again: its record (and what was reported) is kept
+    (again,) = stuck_prune(later + fl.config.limits.worker_ttl)
+    assert again == first
 
 
 def test_prune_leaves_live_workers_alone(fl: Fleet) -> None:

@@ -20,7 +20,7 @@ from looopbot.changes import Changes
 from looopbot.commands.steer import apply, by_hand, text_arg
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
-from looopbot.errors import EXIT_OK, LooopbotError
+from looopbot.errors import EXIT_FAIL, EXIT_OK, LooopbotError
 from looopbot.fsutil import tail_lines
 from looopbot.text import age
 from looopbot.workers import fleet, record, upkeep
@@ -148,13 +148,18 @@ def _copy(path: Path, offset: int) -> int:
 
 
 def _prune(dd: DataDir, args: argparse.Namespace) -> int:
-    pruned = upkeep.prune(dd, load(dd), time.time(), everything=args.all)
-    if not pruned:
+    outcomes = upkeep.prune(dd, load(dd), time.time(), everything=args.all)
+    if not outcomes:
         print("nothing to prune")
-    for p in pruned:
+    failed = False
+    for p in outcomes:
+        if isinstance(p, upkeep.PruneFailed):
+            print(f"looopbot: {p.message}", file=sys.stderr)
+            failed = True
+            continue
         keep = f"branch {p.branch} kept (it holds work)" if p.kept_branch else "branch deleted"
         print(f"pruned {p.id}: worktree removed, {keep}")
-    return EXIT_OK
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def flag(args: argparse.Namespace) -> int:

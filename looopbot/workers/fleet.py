@@ -278,7 +278,15 @@ def stop(dd: DataDir, wid: str) -> Worker:
             break
         time.sleep(0.02)
     if worker.state == "lost" or worker.live:
-        # The supervisor is gone (or wedged): end the group ourselves.
+        # The supervisor is gone (or wedged): end the group ourselves, and say so where
+        # whoever reads the worker's log will look.
+        from looopbot.workers.supervisor import note
+
+        note(
+            record.paths(dd, wid).log,
+            f"the supervisor did not answer the stop within {STOP_WAIT_S:g} s: "
+            "its worker was ended from outside",
+        )
         with fleet_lock(dd):
             if worker.live and worker.supervisor is not None:
                 orphans.end_orphan(worker.supervisor)

@@ -6,14 +6,14 @@ Used by the fleet (a start over a lost worker, a stop) and by upkeep (housekeepi
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import time
 
+from looopbot import proc
 from looopbot.datadir import DataDir
 from looopbot.workers import identity, record
 
 KILL_GRACE_S = 2.0  # SIGTERM to an orphaned group, then SIGKILL
+_POLL_S = 0.02
 
 
 def end_orphan(ident: identity.Identity) -> None:
@@ -23,16 +23,19 @@ def end_orphan(ident: identity.Identity) -> None:
     group's id, so the group is the worker's unless the pid now names a *different* live
     process (its start time differs): then the group is gone and it is left alone.
     """
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+
+    def ours() -> bool:
         now_start = identity.start_time(ident.pid)
-        if now_start is not None and now_start != ident.start:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(ident.pid, sig)
-        if sig == signal.SIGTERM:
-            deadline = time.monotonic() + KILL_GRACE_S
-            while time.monotonic() < deadline and identity.alive(ident):
-                time.sleep(0.02)
+        return now_start is None or now_start == ident.start
+
+    def gone(timeout: float) -> bool:
+        # Not our child: no pidfd to wait on, so look, then sleep a little.
+        if not identity.alive(ident):
+            return True
+        time.sleep(min(timeout, _POLL_S))
+        return not identity.alive(ident)
+
+    proc.end_group(ident.pid, gone, KILL_GRACE_S, ours=ours)
 
 
 def recorded_live(dd: DataDir, wid: str) -> bool:

@@ -9,10 +9,13 @@ moment the record exists it names a live supervisor and is never mistaken for `l
 From then on the supervisor is the record's only writer: it runs the worker command under
 `bash -c` in the worktree, in the worker's own process group, with a stdin pipe it keeps;
 appends everything the worker prints to output.log; takes control messages from inbox/
-(steer text, keys, restart, stop); and when the worker ends runs the declared verify once.
+(steer text, keys, restart, stop); and when the worker ends runs the declared verify once,
+in its own process group, still reading the inbox: a stop ends the verify at once, and text
+meant for the worker (which is gone by then) is noted in output.log as dropped.
 
-The worker is our child and is not reaped until its group has been killed, so a signal to
-its group can never reach a stranger through PID reuse (see looopbot.proc).
+The worker and the verify are our children, never reaped before their group has been
+killed, so a signal to the group can never reach a stranger through PID reuse (see
+looopbot.proc).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import json
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -36,10 +38,9 @@ from looopbot.ids import is_valid_id
 from looopbot.workers import identity, record
 from looopbot.workers.record import Worker
 
-POLL_S = 0.05  # how often the inbox is looked at while the worker runs
+POLL_S = 0.05  # how often the inbox is looked at while the worker (or its verify) runs
 TERM_GRACE_S = 3.0  # SIGTERM to the group, then SIGKILL after this
 RECORD_WAIT_S = 30.0  # for fleet.start to write the record that names us
-VERIFY_TAIL = 2048
 
 # Named keys (actions.KEYS) as the bytes a terminal would send; C-c and C-d are not bytes
 # here: C-c is SIGINT to the worker's group, C-d closes its stdin.
@@ -52,14 +53,71 @@ def note(log: Path, text: str) -> None:
         f.write(f"[looopbot {time.strftime('%H:%M:%S')}] {text}\n".encode())
 
 
-class Stopped(Exception):
-    """A SIGTERM (a stop) while verify runs: the inbox is not read then, and proc.run ends
-    the verify's own process group as this passes through it, so none outlives us."""
-
-
 def exit_code(returncode: int) -> int:
     """A shell-style code: killed by signal N is 128+N (JSON has no negative convention)."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+class Group:
+    """`bash -c command` in its own process group (proc.spawn), our child until reaped.
+
+    Used for the worker and for its verify alike, so both are watched by the same loop that
+    reads the inbox: a stop reaches either at once.
+    """
+
+    def __init__(
+        self, command: str, cwd: Path, env: Mapping[str, str], log: Path, *, stdin_pipe: bool
+    ) -> None:
+        self.proc = proc.spawn(["bash", "-c", command], cwd, env, log=log, stdin_pipe=stdin_pipe)
+        self.sel = selectors.DefaultSelector()  # the pidfd: readable once the leader exits
+        self.pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                self.pidfd = os.pidfd_open(self.proc.pid)
+                self.sel.register(self.pidfd, selectors.EVENT_READ)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def exited(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the leader to exit; it stays unreaped."""
+        if self.pidfd is not None:
+            self.sel.select(timeout)
+        else:
+            time.sleep(min(timeout, POLL_S))
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def signal(self, sig: signal.Signals) -> None:
+        proc.kill_group(self.pid, sig)
+
+    def reap(self) -> int:
+        """Kill what the leader left in its group, then reap the leader; its exit code."""
+        # A worker that forked helpers must not leave them running in a finished worktree.
+        self.signal(signal.SIGKILL)
+        code = self.proc.wait()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        if self.pidfd is not None:
+            self.sel.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+        self.sel.close()
+        return exit_code(code)
+
+    def end(self) -> int:
+        """SIGTERM to the whole group, a grace period, then SIGKILL; the leader's code."""
+        proc.end_group(self.pid, self.exited, TERM_GRACE_S)
+        return self.reap()
+
+    @property
+    def running(self) -> bool:
+        return self.proc.returncode is None
 
 
 class Supervisor:
@@ -68,77 +126,24 @@ class Supervisor:
         self.worker = worker
         self.paths = record.paths(dd, worker.id)
         self.env = dict(env)
-        self.child: subprocess.Popen[bytes] | None = None
-        self.pidfd: int | None = None
-        self.sel = selectors.DefaultSelector()  # the pidfd: readable once the worker exits
+        self.child: Group | None = None  # the worker
+        self.verifier: Group | None = None  # its verify, once the worker has exited
         self.pending = bytearray()  # stdin bytes the worker has not taken yet
         self.close_stdin = False  # C-d: close once `pending` is written
         self.terminate = False  # SIGTERM to us
-        self.verifying = False  # inside verify: a SIGTERM raises Stopped there
 
     # --- the worker process -----------------------------------------------------------
 
     def spawn(self) -> None:
         # Its own process group: C-c and stop reach all of it.
-        child = proc.spawn(
-            ["bash", "-c", self.worker.command],
-            self.paths.worktree,
-            self.env,
-            log=self.paths.log,
-            stdin_pipe=True,
+        child = Group(
+            self.worker.command, self.paths.worktree, self.env, self.paths.log, stdin_pipe=True
         )
-        assert child.stdin is not None
-        os.set_blocking(child.stdin.fileno(), False)
+        assert child.proc.stdin is not None
+        os.set_blocking(child.proc.stdin.fileno(), False)
         self.child = child
         self.pending.clear()
         self.close_stdin = False
-        self.pidfd = None
-        if hasattr(os, "pidfd_open"):
-            with contextlib.suppress(OSError):
-                self.pidfd = os.pidfd_open(child.pid)
-                self.sel.register(self.pidfd, selectors.EVENT_READ)
-
-    def exited(self, timeout: float) -> bool:
-        """Wait up to `timeout` for the worker's leader to exit; it stays unreaped."""
-        assert self.child is not None
-        if self.pidfd is not None:
-            self.sel.select(timeout)
-        else:
-            time.sleep(min(timeout, POLL_S))
-        try:
-            info = os.waitid(os.P_PID, self.child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        return info is not None
-
-    def signal_group(self, sig: signal.Signals) -> None:
-        assert self.child is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.child.pid, sig)
-
-    def reap(self) -> int:
-        """Kill what the leader left in its group, then reap the leader; its exit code."""
-        assert self.child is not None
-        # A worker that forked helpers must not leave them running in a finished worktree.
-        self.signal_group(signal.SIGKILL)
-        code = self.child.wait()
-        if self.child.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.child.stdin.close()
-        if self.pidfd is not None:
-            self.sel.unregister(self.pidfd)
-            os.close(self.pidfd)
-            self.pidfd = None
-        return exit_code(code)
-
-    def end_group(self) -> int:
-        """SIGTERM to the whole group, a grace period, then SIGKILL; the leader's code."""
-        self.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + TERM_GRACE_S
-        while not self.exited(max(0.0, min(POLL_S, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline:
-                break
-        return self.reap()
 
     # --- stdin ------------------------------------------------------------------------
 
@@ -151,7 +156,7 @@ class Supervisor:
 
     def flush(self) -> None:
         assert self.child is not None
-        stdin: IO[bytes] | None = self.child.stdin
+        stdin: IO[bytes] | None = self.child.proc.stdin
         if stdin is None or stdin.closed:
             self.pending.clear()
             return
@@ -193,6 +198,7 @@ class Supervisor:
 
     def handle(self, message: dict[str, Any]) -> str | None:
         """Act on one control message; returns "stop" or "restart" when the loop must."""
+        assert self.child is not None
         op = message.get("op")
         if op == "input" and isinstance(message.get("text"), str):
             text: str = message["text"]
@@ -200,7 +206,7 @@ class Supervisor:
         elif op == "keys" and isinstance(message.get("keys"), list):
             for key in message["keys"]:
                 if key == "C-c":
-                    self.signal_group(signal.SIGINT)
+                    self.child.signal(signal.SIGINT)
                 elif key == "C-d":
                     self.close_stdin = True
                     self.flush()
@@ -213,6 +219,23 @@ class Supervisor:
         else:
             note(self.paths.log, f"ignored an inbox message with op {op!r}")
         return None
+
+    def stop_asked_late(self) -> bool:
+        """The inbox once the worker has exited: True at a stop; anything else is dropped,
+        out loud, since the record still says running and its sender was told it went."""
+        for message in self.take_inbox():
+            if message.get("op") == "stop":
+                return True
+            self.drop(message)
+        return False
+
+    def drop(self, message: dict[str, Any]) -> None:
+        note(self.paths.log, f"{message.get('op')} dropped: the worker has ended")
+
+    def drop_rest(self) -> None:
+        """After the last record: what is still in the inbox never reaches anyone."""
+        for message in self.take_inbox():
+            self.drop(message)
 
     # --- the record -------------------------------------------------------------------
 
@@ -233,12 +256,12 @@ class Supervisor:
             note(self.paths.log, f"the worker command could not start: {exc}")
             self.save(state="exited", exit_code=127, ended_at=time.time())
             return 0
+        assert self.child is not None
         self.save(state="running", process=self.process_identity())
         while True:
-            if self.exited(POLL_S):
-                code = self.reap()
-                self.finish(code)
-                return 0
+            if self.child.exited(POLL_S):
+                self.finish(self.child.reap())
+                break
             if self.pending:
                 self.flush()
             action = None
@@ -247,49 +270,56 @@ class Supervisor:
                 if action is not None:
                     break
             if self.terminate or action == "stop":
-                code = self.end_group()
+                code = self.child.end()
                 note(self.paths.log, "stopped: the worker's process group was ended")
                 self.save(state="killed", exit_code=code, ended_at=time.time())
-                return 0
+                break
             if action == "restart":
-                self.end_group()
+                self.child.end()
                 restarts = self.worker.restarts + 1
                 note(self.paths.log, f"restart {restarts}: the command starts again")
                 self.spawn()
                 self.save(restarts=restarts, process=self.process_identity(), exit_code=None)
+        self.drop_rest()
+        return 0
 
     def finish(self, code: int) -> None:
         """The worker exited by itself: judge it (verify) and record the end in one write,
         so the loop never sees "exited 0" without the verdict a declared verify owes it."""
         verdict = None
         if self.worker.verify:
-            self.verifying = True
-            try:
-                verdict = self.verify(self.worker.verify)
-            except Stopped:
-                note(self.paths.log, "stopped during verify: its process group was ended")
+            verdict = self.verify(self.worker.verify)
+            if verdict is None:
                 self.save(state="killed", exit_code=code, ended_at=time.time())
                 return
-            finally:
-                self.verifying = False
         self.save(state="exited", exit_code=code, ended_at=time.time(), verdict=verdict)
 
-    def verify(self, command: str) -> str:
-        note(self.paths.log, f"verify: {command}")
-        result = proc.run(
-            proc.Spec(
-                argv=["bash", "-c", command],
-                cwd=self.paths.worktree,
-                env=self.env,
-                timeout=verify_timeout(self.dd),
-                merge_stderr=True,
-                stdout_tail=VERIFY_TAIL,
-                log=self.paths.log,
-            )
-        )
-        verdict = "pass" if result.ok else "fail"
-        why = "timed out" if result.timed_out else f"exit {result.exit_code}"
-        note(self.paths.log, f"verify: {verdict} ({why})")
+    def verify(self, command: str) -> str | None:
+        """Run the verify in its own group, still minding the inbox; "pass" or "fail", or
+        None when a stop (message or SIGTERM) ended it first."""
+        log = self.paths.log
+        note(log, f"verify: {command}")
+        try:
+            group = Group(command, self.paths.worktree, self.env, log, stdin_pipe=False)
+        except OSError as exc:
+            note(log, f"verify: fail (it could not start: {exc})")
+            return "fail"
+        self.verifier = group
+        deadline = time.monotonic() + verify_timeout(self.dd)
+        timed_out = False
+        while not group.exited(POLL_S):
+            stop = self.stop_asked_late()
+            if stop or self.terminate:
+                group.end()
+                why = "a stop message" if stop else "SIGTERM"
+                note(log, f"stopped during verify ({why}): its process group was ended")
+                return None
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+        code = group.end() if timed_out else group.reap()
+        verdict = "pass" if code == 0 and not timed_out else "fail"
+        note(log, f"verify: {verdict} ({'timed out' if timed_out else f'exit {code}'})")
         return verdict
 
 
@@ -344,9 +374,7 @@ def main(argv: list[str]) -> int:
     sup = Supervisor(dd, worker, worker_env(dd, wid, record.paths(dd, wid).worktree))
 
     def on_term(_sig: int, _frame: Any) -> None:
-        sup.terminate = True
-        if sup.verifying:
-            raise Stopped
+        sup.terminate = True  # the loop (worker or verify) sees it within POLL_S
 
     def unmoved(_sig: int, _frame: Any) -> None:
         pass
@@ -359,9 +387,10 @@ def main(argv: list[str]) -> int:
     try:
         return sup.run()
     except BaseException as exc:
-        # Whatever went wrong here, the worker must not run on unsupervised.
-        if sup.child is not None and sup.child.returncode is None:
-            sup.end_group()
+        # Whatever went wrong here, the worker (or its verify) must not run on unsupervised.
+        for group in (sup.child, sup.verifier):
+            if group is not None and group.running:
+                group.end()
         note(sup.paths.log, f"supervisor failed: {exc!r}")
         with contextlib.suppress(Exception):
             sup.save(state="killed", ended_at=time.time())

@@ -51,16 +51,22 @@ def has_claims(dd: DataDir) -> bool:
         return False
 
 
-def housekeeping(dd: DataDir, config: Config, now: float) -> None:
-    """Notice workers that ended or were lost, prune aged ones, reap stale claims."""
+def housekeeping(dd: DataDir, config: Config, now: float) -> list[str]:
+    """Notice workers that ended or were lost, prune aged ones, reap stale claims.
+
+    Returns the problems for the beat to report (empty when all went well): a worker that
+    could not be pruned, once per distinct failure. None of them stops the beat.
+    """
+    problems: list[str] = []
     if has_workers(dd):
         from looopbot.workers import upkeep
 
-        upkeep.housekeeping(dd, config, now)
+        problems += upkeep.housekeeping(dd, config, now)
     if has_claims(dd):
         from looopbot.workers import claims
 
         claims.reap_stale(dd, now)
+    return problems
 
 
 def snapshots(dd: DataDir) -> dict[str, Any]:

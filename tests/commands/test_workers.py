@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import BIN, Repo, read_pids, wait_dead
+from conftest import BIN, Repo, read_pids, wait_dead, wait_lines
 
 
 def prompt(wid: str, **spec: Any) -> str:
@@ -107,6 +107,33 @@ def test_worker_stop_ends_the_group_and_is_journaled(wrepo: Repo, tmp_path: Path
     assert missing.code == 1 and "no worker 'nobody'" in missing.err
 
 
+def test_worker_stop_during_verify_is_answered_by_the_supervisor(
+    wrepo: Repo, pidfile: Path
+) -> None:
+    # The worker exits at once; its verify records its pid and sleeps.
+    verify = f"echo $$ >> {pidfile}; exec sleep 30"
+    run = wrepo.run("worker", "start", "v", prompt("v"), "--verify", verify)
+    assert run.code == 0, run.err
+    (verify_pid,) = (int(x) for x in wait_lines(pidfile, 1))
+    # The record still says running while verify runs: an answer is taken, but no worker
+    # is left to read it, so it must be dropped out loud.
+    assert wrepo.run("answer", "v", "too late?").code == 0
+    run = wrepo.run("worker", "stop", "v", timeout=120)
+    assert run.code == 0, run.err
+    assert "by hand: stop_worker v (killed)" in run.out
+    assert wait_dead([verify_pid]) == []
+    rec = listing(wrepo)["v"]
+    assert (rec["state"], rec["exit_code"], rec["verify"]) == ("killed", 0, None)
+    log = wrepo.read(".looopbot/workers/v/output.log")
+    # The supervisor took the stop message itself: the fleet's fallback (which ends the
+    # supervisor from outside after fleet.STOP_WAIT_S) never ran.
+    assert "stopped during verify (a stop message)" in log, log
+    assert "ended from outside" not in log
+    assert "input dropped: the worker has ended" in log, log
+    sup = json.loads(wrepo.read(".looopbot/workers/v/state.json"))["supervisor"]
+    assert wait_dead([sup["pid"]]) == []
+
+
 def test_a_worker_flags_itself_and_an_answer_reaches_its_stdin(wrepo: Repo, tmp_path: Path) -> None:
     echo = tmp_path / "echo"
     spec = prompt("q", flag="merge the branch?", read=1, echo=str(echo))
@@ -175,6 +202,28 @@ def test_worker_prune_keeps_branches_with_work(wrepo: Repo) -> None:
     assert "looopbot/worker/kept" in branches and "looopbot/worker/gone" not in branches
     assert listing(wrepo) == {}
     assert wrepo.run("worker", "list").out == "no workers\n"
+
+
+def test_worker_prune_reports_a_worker_it_cannot_prune_and_prunes_the_rest(wrepo: Repo) -> None:
+    assert wrepo.run("worker", "start", "a-stuck", prompt("a-stuck")).code == 0
+    assert wrepo.run("worker", "start", "b-fine", prompt("b-fine")).code == 0
+    wait_finished(wrepo, "a-stuck")
+    wait_finished(wrepo, "b-fine")
+    base = wrepo.git("branch", "--show-current").strip()
+    # git will not delete a branch checked out in the data repo itself.
+    wrepo.git("checkout", "-q", "--ignore-other-worktrees", "looopbot/worker/a-stuck")
+    for pruned in ("pruned b-fine: worktree removed, branch deleted\n", ""):
+        run = wrepo.run("worker", "prune", "--all")  # a human is told every time
+        assert run.code == 1
+        assert run.out == pruned
+        assert run.err.startswith("looopbot: prune of worker a-stuck failed: git branch "), run.err
+        assert "checked out at" in run.err and run.err.count("\n") == 1
+        assert list(listing(wrepo)) == ["a-stuck"]
+    wrepo.git("checkout", "-q", base)
+    run = wrepo.run("worker", "prune", "--all")
+    assert run.code == 0, run.err
+    assert run.out == "pruned a-stuck: worktree removed, branch deleted\n"
+    assert listing(wrepo) == {}
 
 
 def test_worker_logs_of_an_unknown_worker(wrepo: Repo) -> None:
