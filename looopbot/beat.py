@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -26,6 +25,7 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import write_atomic
 from looopbot.redact import redactor
+from looopbot.runs import new_run_id
 from looopbot.state import State
 from looopbot.world import World, desired_hash, wake_signal, world_hash
 
@@ -51,10 +51,6 @@ class BeatResult(NamedTuple):
         """The stable `tick --json` document."""
         keys = ("outcome", "action", "journal", "world_hash", "commit", "cost_usd", "error")
         return {k: getattr(self, k) for k in keys}
-
-
-def new_run_id(now: float) -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + os.urandom(3).hex()
 
 
 def sense_world(
@@ -115,7 +111,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     orphan = end_orphaned_runner(dd)
     if orphan:
         notes.append(orphan)
-    system.housekeeping(dd, config, now)
+    notes += system.housekeeping(dd, config, now)
     # SENSE
     world = sense_world(dd, config, state, now)
     changed_snapshots = _write_snapshots(dd, changes, world)

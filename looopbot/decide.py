@@ -43,7 +43,7 @@ class Decided(NamedTuple):
 
 
 def prompt_input(
-    dd: DataDir, config: Config, state: State, world: World, now: float, run_id: str = ""
+    dd: DataDir, config: Config, state: State, world: World, now: float, *, run_id: str = ""
 ) -> PromptInput:
     goals = desired_mod.goals_of(world.desired)
     return PromptInput(
@@ -80,7 +80,7 @@ def decide_and_act(
     changes: Changes,
     scrub: Callable[[str], str],
 ) -> Decided:
-    prompt = build(prompt_input(dd, config, state, world, now, run_id))
+    prompt = build(prompt_input(dd, config, state, world, now, run_id=run_id))
     ran = decide(dd, config, prompt, run_id)
     meter(changes, Row(round(now, 3), "tick", run_id, config.runner.name, ran.cost_usd))
     error = ran.error

@@ -309,7 +309,7 @@ def _finish(sel: selectors.BaseSelector, job: _Job) -> Result:
     )
 
 
-def kill_group(pgid: int, sig: signal.Signals) -> None:
+def kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
     """Send `sig` to every process in group `pgid`; a group already gone is no error.
 
     The one place looopbot signals a group. Callers keep `pgid` from naming a stranger's
@@ -383,9 +383,3 @@ def spawn(
 def spawn_detached(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
     """Start a command that outlives us (a notification hook); nothing is waited for."""
     spawn(argv, cwd, env)
-
-
-def kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
-    """Signal a whole process group; one that is already gone is no error."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)

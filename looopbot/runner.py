@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from looopbot import proc
+from looopbot import proc, runs
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.extract import find_decision, read_cost, runner_errors
@@ -96,7 +96,7 @@ def end_orphaned_runner(dd: DataDir) -> str | None:
 def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
     run_dir = dd.runs / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    prune_runs(dd, config.limits.runs_keep, run_id)
+    runs.prune(dd, config.limits.runs_keep, run_id)
     write_atomic(run_dir / "prompt.md", prompt)
     runner = config.runner
     try:
@@ -163,16 +163,6 @@ def _read_decision(
     if not isinstance(parsed, dict):
         return None, "the decision file does not hold a JSON object"
     return parsed, None
-
-
-def prune_runs(dd: DataDir, keep: int, current: str) -> None:
-    """Keep the newest `keep` run folders (their names sort by time), never `current`."""
-    try:
-        names = sorted(n for n in os.listdir(dd.runs) if n != current)
-    except FileNotFoundError:
-        return
-    for name in names[: max(0, len(names) - max(0, keep - 1))]:
-        shutil.rmtree(dd.runs / name, ignore_errors=True)
 
 
 def _failure(result: proc.Result, stdout: str, config: Config) -> str | None:

@@ -322,7 +322,10 @@ def test_end_group_asks_with_sigterm_then_kills_what_ignored_it(
 
 
 def test_end_group_kills_a_leader_that_ignores_sigterm_after_the_grace(tmp_path: Path) -> None:
-    child = _group("trap '' TERM; while :; do sleep 0.05; done", tmp_path)
+    ready = tmp_path / "ready"
+    # Only once the trap is set: a SIGTERM before it would end bash the ordinary way.
+    child = _group(f"trap '' TERM; echo set > {ready}; while :; do sleep 0.05; done", tmp_path)
+    wait_lines(ready, 1)
     proc.end_group(child.pid, _gone(child), grace=0.2)
     assert child.wait() == -signal.SIGKILL
 

@@ -10,13 +10,13 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from looopbot import record
-from looopbot.beat import new_run_id
 from looopbot.config import load
 from looopbot.datadir import DataDir, find_repo_root
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.gitstate import check_committable
 from looopbot.lock import beat_lock
 from looopbot.presets import PRESETS
+from looopbot.runs import new_run_id
 
 
 def template_files() -> list[tuple[str, bytes]]:

@@ -13,7 +13,6 @@ from typing import Any
 from looopbot import desired, record, sense
 from looopbot.act import execute
 from looopbot.actions import parse_decision, summary
-from looopbot.beat import new_run_id
 from looopbot.changes import Changes, Move
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
@@ -21,6 +20,7 @@ from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.gitstate import check_committable
 from looopbot.lock import beat_lock
 from looopbot.redact import redactor
+from looopbot.runs import new_run_id
 
 
 def text_arg(arg: str, what: str) -> str:

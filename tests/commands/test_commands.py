@@ -69,16 +69,18 @@ def test_init_fresh_dir_makes_a_repo_with_one_commit_and_every_starter_file(
     assert (target / "goals/setup.md").read_text().startswith("goal:")
     assert "runner: example" in (target / "looopbot.yaml").read_text()
     ignore = (target / ".gitignore").read_text().splitlines()
-    for rule in (".looopbot/*", "!.looopbot/state.json", "!.looopbot/cost.jsonl", ".decision.json"):
+    for rule in (".looopbot/*", "!.looopbot/state.json", "!.looopbot/cost.jsonl"):
         assert rule in ignore
     attrs = (target / ".gitattributes").read_text().splitlines()
     assert "journal.md merge=union" in attrs and "*.jsonl merge=union" in attrs
     # ... and git reads them that way
     assert git(target, "check-attr", "merge", "journal.md").strip().endswith("union")
     assert git(target, "check-attr", "merge", ".looopbot/cost.jsonl").strip().endswith("union")
-    assert git(target, "check-ignore", ".looopbot/lock", ".decision.json").split() == [
+    assert git(
+        target, "check-ignore", ".looopbot/lock", ".looopbot/runs/x/decision.json"
+    ).split() == [
         ".looopbot/lock",
-        ".decision.json",
+        ".looopbot/runs/x/decision.json",
     ]
     assert git(target, "check-ignore", ".looopbot/state.json", check=False) == ""
     assert git(target, "log", "-1", "--format=%an").strip() == "looopbot"

@@ -293,9 +293,10 @@ def test_the_decision_file_is_per_run_and_named_in_the_prompt(repo: Repo) -> Non
     repo.decide(NOOP)
     assert repo.tick().code == 0
     [run] = (repo.root / ".looopbot/runs").iterdir()
-    assert f".looopbot/runs/{run.name}/decision.json" in repo.prompts()[0] or str(
-        run / "decision.json"
-    ) in repo.prompts()[0]
+    assert (
+        f".looopbot/runs/{run.name}/decision.json" in repo.prompts()[0]
+        or str(run / "decision.json") in repo.prompts()[0]
+    )
 
 
 # --- malformed decisions: a failed beat that arms backoff --------------------------------------

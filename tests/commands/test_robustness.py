@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BIN, NOOP, Repo, git, is_dead
+from conftest import BIN, NOOP, Repo, git, is_dead, wait_dead
 
 JOURNAL_LINE = re.compile(r"^- \d{4}-\d{2}-\d{2} \d{2}:\d{2} \S")
 
@@ -321,7 +321,9 @@ def test_kill_9_at_any_stage_leaves_a_repo_the_next_beat_continues(
     assert len(committed.journal) >= rounds
 
 
-def test_a_killed_run_leaves_the_lock_free(repo: Repo, tmp_path: Path) -> None:
+def test_a_killed_run_leaves_the_lock_free_and_its_runner_is_ended(
+    repo: Repo, tmp_path: Path
+) -> None:
     repo.queue({"stdout": json.dumps(NOOP), "sleep": 3})
     tag = tmp_path.name
     loop = popen(repo, "run", "--interval", "0.1", env={"LOOOPBOT_TEST_TAG": tag})
@@ -335,13 +337,16 @@ def test_a_killed_run_leaves_the_lock_free(repo: Repo, tmp_path: Path) -> None:
         r = repo.tick("--force")
         assert r.code == 0, (r.code, r.err)
         assert r.json()["outcome"] == "decided"
-        # The lock was free even though a child of the killed beat was still alive.
-        assert not any(is_dead(pid) for pid in orphans)
+        # The lock was free even though the killed beat's runner was still alive; the next
+        # beat ended that runner's group before starting its own, and journaled it.
+        assert wait_dead(orphans) == []
     finally:
         if loop.poll() is None:
             loop.kill()
         end_leftovers(tag)
-    assert "after the kill" in repo.git("show", "HEAD:journal.md")
+    journal = repo.git("show", "HEAD:journal.md")
+    assert "after the kill" in journal
+    assert "ended the runner of an interrupted beat" in journal
     assert repo.status_porcelain() == ""
 
 
