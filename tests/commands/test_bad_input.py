@@ -158,3 +158,19 @@ def test_push_asked_for_anywhere_gets_the_same_clear_error_as_the_flag(
         assert problem["message"].startswith("$LOOOPBOT_PUSH: ")
     # switched off by the environment, the beat runs
     assert repo.tick(env={"LOOOPBOT_PUSH": "0"}).json()["outcome"] == "decided"
+
+
+def test_status_shows_a_mangled_ledger_as_a_problem_and_still_reads(repo: Repo) -> None:
+    ledger = repo.root / ".looopbot" / "cost.jsonl"
+    ledger.parent.mkdir(exist_ok=True)
+    ledger.write_text("garbage\n")
+    doc = repo.run("status", "--json").json()
+    assert doc["spent_today_usd"] is None
+    assert (
+        doc["problem"]
+        == ".looopbot/cost.jsonl:1: mangled ledger row (not JSON) — fix or remove that line"
+    )
+    text = repo.run("status", env=BUDGET)
+    assert text.code == 0, text.err
+    assert "spend      unknown today of $5.00" in text.out
+    assert "problem    .looopbot/cost.jsonl:1: mangled ledger row" in text.out
