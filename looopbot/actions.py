@@ -14,8 +14,8 @@ from typing import Any
 
 from looopbot.config import ACTIONS
 from looopbot.errors import LooopbotError
-from looopbot.ids import describe_bad_id, is_valid_id
-from looopbot.text import one_line
+from looopbot.ids import check_id
+from looopbot.text import one_line, quote
 
 BODY_CAP = 64 * 1024
 MESSAGE_CAP = 4 * 1024
@@ -163,7 +163,7 @@ def parse_decision(obj: Any, allowed: frozenset[str] | None = None) -> Decision:
             f'the decision has no "action" string (valid actions: {", ".join(ACTION_NAMES)})'
         )
     if name not in _SCHEMA:
-        raise BadDecision(f"unknown action {name!r} (valid: {', '.join(ACTION_NAMES)})")
+        raise BadDecision(f"unknown action {quote(name)} (valid: {', '.join(ACTION_NAMES)})")
     if allowed is not None and name not in allowed:
         raise BadDecision(
             f"action {name!r} is switched off by limits.allowed_actions "
@@ -204,16 +204,16 @@ def _field(action: str, name: str, kind: str, value: Any) -> Any:
             raise BadDecision(f"{where} must be a list of key names ({', '.join(KEYS)})")
         bad = [k for k in keys if k not in KEYS]
         if bad:
-            raise BadDecision(
-                f"{where}: unknown key(s) {', '.join(bad)} (valid: {', '.join(KEYS)})"
-            )
+            shown = ", ".join(quote(k) for k in bad[:5])
+            raise BadDecision(f"{where}: unknown key(s) {shown} (valid: {', '.join(KEYS)})")
         return tuple(keys)
     if not isinstance(value, str):
         raise BadDecision(f"{where} must be a string, got {_kind(value)} ({_usage(action)})")
     if kind == "id":
-        if not is_valid_id(value):
-            raise BadDecision(f"{where}: {describe_bad_id(value)}")
-        return value
+        try:
+            return check_id(value, where)
+        except LooopbotError as exc:
+            raise BadDecision(exc.message) from None
     if "\0" in value:
         raise BadDecision(f"{where} contains a NUL byte")
     if kind == "body":

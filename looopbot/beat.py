@@ -69,9 +69,12 @@ def held_by(
     dd: DataDir, config: Config, state: State, world: World, now: float
 ) -> guards.Hold | None:
     """The guard holding this beat back; the ledger is read only when a budget is set."""
-    spent = None
+    spent: float | ledger.Mangled | None = None
     if config.limits.max_daily_usd is not None:
-        spent = ledger.spent_since(dd.ledger, ledger.day_start(now))
+        try:
+            spent = ledger.spent_since(dd.ledger, ledger.day_start(now))
+        except ledger.Mangled as exc:
+            spent = exc  # today's spend is unknown: the budget guard fails closed on it
     return guards.hold(
         state,
         config.limits,

@@ -231,30 +231,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_FAIL
     except Exception:
-        return _crash(args)
+        return _crash(args, argv)
 
 
-def _crash(args: argparse.Namespace) -> int:
-    """An unexpected error is a bug: keep the traceback where the user can send it to us."""
+def _crash(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """An unexpected error is a bug: leave a bug report (looopbot.crash) the user can send."""
+    import shlex
     import traceback
 
+    from looopbot import crash
+    from looopbot.redact import redactor
+
     text = traceback.format_exc()
+    scrub = redactor()
     log: Path | None = None
     try:
         from looopbot.datadir import locate
 
         dd = locate(args.data_dir)
-        dd.meta.mkdir(parents=True, exist_ok=True)
+        crash.write(dd.crash_log, crash.report(shlex.join(["looopbot", *argv]), text))
         log = dd.crash_log
-        with log.open("a") as f:
-            f.write(text + "\n")
     except Exception:
         log = None
-    where = f"; the traceback is in {log}" if log else ""
-    last = text.strip().splitlines()[-1]
+    where = f"; the report is in {log}" if log else ""
+    last = scrub(text.strip().splitlines()[-1])
     print(f"looopbot: internal error: {last}{where} — please report it", file=sys.stderr)
     if log is None:
-        print(text, file=sys.stderr)
+        print(scrub(text), file=sys.stderr)
     return EXIT_INTERNAL
 
 

@@ -10,6 +10,7 @@ cache is only an accelerator (a stale or broken cache is re-derived from the fil
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import math
@@ -61,6 +62,33 @@ LIMITS: dict[str, tuple[str, Any]] = {
     "push_retries": ("int", 5),
     "allowed_actions": ("actions", list(ACTIONS)),
 }
+
+PUSH_UNAVAILABLE = (
+    "push is not available in this version of looopbot — drop --push, git.push and "
+    "LOOOPBOT_PUSH; beats still commit locally"
+)
+
+# Every LOOOPBOT_* name looopbot reads, or sets for the commands it starts (a runner, a
+# worker, a notify command), which may call looopbot back. Any other is reported: a
+# misspelled override is otherwise silently ignored — a limit the user believes is set.
+ENV_NAMES = frozenset(
+    {
+        *(f"LOOOPBOT_{name.upper()}" for name in LIMITS),
+        "LOOOPBOT_RUNNER",
+        "LOOOPBOT_TICK_COMMAND",
+        "LOOOPBOT_WORKER_COMMAND",
+        "LOOOPBOT_PUSH",
+        "LOOOPBOT_DATA_DIR",
+        "LOOOPBOT_RUN_ID",
+        "LOOOPBOT_DECISION_FILE",
+        "LOOOPBOT_BIN",
+        "LOOOPBOT_SESSION_ID",
+        "LOOOPBOT_WORKTREE",
+        "LOOOPBOT_MESSAGE",
+        "LOOOPBOT_ID",
+    }
+)
+_ENV_PREFIX = "LOOOPBOT_"
 
 _TOP_KEYS = ("runner", "runners", "limits", "notify", "git", "github", "workers")
 _RUNNER_KEYS = ("tick", "worker", "cost")
@@ -262,6 +290,18 @@ class _Checker:
                 raise self.fail(node, key, f"{name}.{key} must be a {kind.__name__}")
 
 
+def key_line(text: str, *keys: str) -> int:
+    """The line of a nested key (`git`, `push`) in valid looopbot.yaml text; 1 if absent."""
+    from ruamel.yaml import YAML
+
+    node: Any = YAML(typ="rt").load(text)
+    for key in keys[:-1]:
+        if not isinstance(node, dict) or not isinstance(node.get(key), dict):
+            return 1
+        node = node[key]
+    return _line(node, keys[-1]) if isinstance(node, dict) and keys[-1] in node else 1
+
+
 def _line(node: Any, key: Any) -> int:
     lc = getattr(node, "lc", None)
     if lc is None:
@@ -367,15 +407,59 @@ def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     if not runner.tick.strip():
         raise LooopbotError(f"runner '{name}' has no tick command — set runners.{name}.tick")
     git = plain.get("git") or {}
-    push_env = env.get("LOOOPBOT_PUSH")
+    push = _env_switch("LOOOPBOT_PUSH", env.get("LOOOPBOT_PUSH", ""))
     return Config(
         runner=runner,
         limits=Limits(**values),
         notify_command=(plain.get("notify") or {}).get("command"),
         author=git.get("author") or DEFAULT_AUTHOR,
-        push=bool(git.get("push")) or push_env in ("1", "true", "yes"),
+        push=bool(git.get("push")) if push is None else push,
         github=plain.get("github"),
     )
+
+
+def _env_switch(var: str, text: str) -> bool | None:
+    """An on/off variable: None when unset or empty; anything unexpected is an error, never
+    a silent "off" (LOOOPBOT_PUSH=ture must not quietly keep commits local)."""
+    word = text.strip().lower()
+    if not word:
+        return None
+    if word in ("1", "true", "yes"):
+        return True
+    if word in ("0", "false", "no"):
+        return False
+    raise LooopbotError(
+        f"${var}: expected 1/0, true/false or yes/no, got {text!r} — fix or unset it"
+    )
+
+
+def unknown_env(env: Mapping[str, str]) -> list[str]:
+    """One message per LOOOPBOT_* variable looopbot does not know, naming the closest known."""
+    out = []
+    for name in sorted(env):
+        if not name.upper().startswith(_ENV_PREFIX) or name in ENV_NAMES:
+            continue
+        close = difflib.get_close_matches(name.upper(), sorted(ENV_NAMES), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.append(f"unknown environment variable {name}{hint}")
+    return out
+
+
+def env_problems(plain: Mapping[str, Any] | None, env: Mapping[str, str]) -> list[str]:
+    """What is wrong with the LOOOPBOT_* environment (for `validate`): unknown names, push
+    asked for by LOOOPBOT_PUSH, and values that do not parse — checked against `plain`, the
+    parsed looopbot.yaml (LOOOPBOT_RUNNER must name one of its runners)."""
+    out = unknown_env(env)
+    with contextlib.suppress(LooopbotError):  # an unparsable value is reported below
+        if _env_switch("LOOOPBOT_PUSH", env.get("LOOOPBOT_PUSH", "")):
+            out.append(f"$LOOOPBOT_PUSH: {PUSH_UNAVAILABLE}")
+    if plain is None:
+        return out  # looopbot.yaml itself is broken: that is the problem to report first
+    try:
+        _build(plain, env)
+    except LooopbotError as exc:
+        out.append(exc.message)
+    return out
 
 
 def _parse_author(text: str) -> tuple[str, str] | None:

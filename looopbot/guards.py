@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from looopbot.config import Limits
+from looopbot.ledger import Mangled
 from looopbot.state import State
 from looopbot.world import signal_digest
 
@@ -58,10 +59,14 @@ def hold(
     now: float,
     *,
     desired: str,
-    spent_today: float | None,
+    spent_today: float | Mangled | None,
     wiring: str,
 ) -> Hold | None:
-    """The guard that holds this beat back, if any. `spent_today` is None without a budget."""
+    """The guard that holds this beat back, if any.
+
+    `spent_today` is None without a budget, and the Mangled error when the ledger could not
+    be read: then today's spend is unknown and the budget fails closed.
+    """
     if state.failures > 0 and state.failed_at is not None:
         until = state.failed_at + backoff_wait(state.failures)
         # A human editing PLAYBOOK.md or a goal is new information: retry now.
@@ -85,6 +90,12 @@ def hold(
                 f"the runner's cost could not be read for {state.cost_unknown} runs in a row "
                 "while limits.max_daily_usd is set — failing closed until the runner's "
                 "tick command or cost: spec changes",
+            )
+        if isinstance(spent_today, Mangled):
+            return Hold(
+                "budget",
+                "today's spend cannot be known, so limits.max_daily_usd holds every runner "
+                f"call: {spent_today.message}",
             )
         if spent_today is not None and spent_today >= limits.max_daily_usd:
             return Hold(

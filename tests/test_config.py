@@ -7,6 +7,8 @@ are pure, so every case here is a string in, an error or a value out.
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -373,3 +375,99 @@ def test_push_from_env() -> None:
     assert build_env({"LOOOPBOT_PUSH": "true"}).push is True
     assert build_env({"LOOOPBOT_PUSH": "0"}).push is False
     assert build_env({}).push is False
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [("1", True), ("TRUE", True), ("Yes", True), ("0", False), ("false", False), ("NO", False)],
+)
+def test_push_from_env_overrides_git_push(text: str, want: bool) -> None:
+    for yaml_push in (True, False):
+        c = build_env({"LOOOPBOT_PUSH": f" {text} "}, {"git": {"push": yaml_push}})
+        assert c.push is want
+
+
+def test_an_empty_push_variable_is_unset() -> None:
+    assert build_env({"LOOOPBOT_PUSH": ""}, {"git": {"push": True}}).push is True
+    assert build_env({"LOOOPBOT_PUSH": "  "}).push is False
+
+
+@pytest.mark.parametrize("text", ["maybe", "on", "2", "ture", "yes please"])
+def test_an_unparsable_push_variable_is_an_error_naming_it(text: str) -> None:
+    message = env_error("LOOOPBOT_PUSH", text)
+    assert message.startswith("$LOOOPBOT_PUSH: ") and repr(text) in message
+    assert "yes/no" in message and "fix or unset it" in message
+
+
+# --- unknown LOOOPBOT_* names ------------------------------------------------------------------
+
+
+def test_a_misspelled_variable_is_named_with_the_closest_known_one() -> None:
+    env = {
+        "LOOOPBOT_SENSOR_TIMOUT": "5",
+        "LOOOPBOT_MAX_DAILY_USD": "1",
+        "looopbot_push": "1",
+        "LOOOPBOT_ZZZZZZZZZZZZZZZZZZ": "x",
+        "PATH": "/bin",
+    }
+    assert config.unknown_env(env) == [
+        "unknown environment variable LOOOPBOT_SENSOR_TIMOUT "
+        "(did you mean LOOOPBOT_SENSOR_TIMEOUT?)",
+        "unknown environment variable LOOOPBOT_ZZZZZZZZZZZZZZZZZZ",
+        "unknown environment variable looopbot_push (did you mean LOOOPBOT_PUSH?)",
+    ]
+
+
+def test_every_name_looopbot_reads_or_sets_is_known() -> None:
+    known = {
+        *(f"LOOOPBOT_{name.upper()}" for name in config.LIMITS),
+        "LOOOPBOT_RUNNER",
+        "LOOOPBOT_TICK_COMMAND",
+        "LOOOPBOT_WORKER_COMMAND",
+        "LOOOPBOT_PUSH",
+        "LOOOPBOT_DATA_DIR",
+        "LOOOPBOT_RUN_ID",
+        "LOOOPBOT_DECISION_FILE",
+        "LOOOPBOT_BIN",
+        "LOOOPBOT_SESSION_ID",
+        "LOOOPBOT_WORKTREE",
+        "LOOOPBOT_MESSAGE",
+        "LOOOPBOT_ID",
+    }
+    assert config.unknown_env(dict.fromkeys(known, "x")) == []
+    assert known == config.ENV_NAMES
+
+
+def test_every_literal_looopbot_name_in_the_package_is_known() -> None:
+    """A name the code reads or sets but the list lacks would warn on every worker's call."""
+    package = Path(config.__file__).parent
+    used = {
+        m
+        for path in package.rglob("*.py")
+        for m in re.findall(r"LOOOPBOT_[A-Z][A-Z_]*[A-Z]", path.read_text())
+    }
+    assert used and used <= config.ENV_NAMES, used - config.ENV_NAMES
+
+
+def test_env_problems_for_validate() -> None:
+    env = {"LOOOPBOT_SENSOR_TIMOUT": "5", "LOOOPBOT_PUSH": "1", "LOOOPBOT_RUNNER": "mine"}
+    assert config.env_problems({"runners": {"mine": {"tick": "t"}}}, env) == [
+        "unknown environment variable LOOOPBOT_SENSOR_TIMOUT "
+        "(did you mean LOOOPBOT_SENSOR_TIMEOUT?)",
+        f"$LOOOPBOT_PUSH: {config.PUSH_UNAVAILABLE}",
+    ]
+    bad = config.env_problems({}, {"LOOOPBOT_PUSH": "maybe"})
+    assert len(bad) == 1 and bad[0].startswith("$LOOOPBOT_PUSH: expected")
+    assert config.env_problems({}, {"LOOOPBOT_RUNNER": "mine"}) == [
+        "unknown runner 'mine' (known: claude, codex, example, gemini, pi)"
+    ]
+    # a broken looopbot.yaml: only what the environment alone says
+    assert config.env_problems(None, {"LOOOPBOT_RUNNER": "mine"}) == []
+    assert config.env_problems({}, {}) == []
+
+
+def test_key_line_finds_a_nested_key() -> None:
+    text = "runner: example\n# a comment\ngit:\n  author: A <a@b.c>\n  push: true\n"
+    assert config.key_line(text, "git", "push") == 5
+    assert config.key_line(text, "git", "nope") == 1
+    assert config.key_line(text, "limits", "push") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from looopbot import config, guards
 from looopbot.guards import backoff_wait, flapping, hold, update_streaks, wake
+from looopbot.ledger import Mangled
 from looopbot.state import State
 
 NOW = 1_700_000_000.0
@@ -228,6 +230,21 @@ def test_fail_closed_after_three_unreadable_costs_with_the_same_wiring() -> None
 def test_fail_closed_is_lifted_when_the_wiring_changes() -> None:
     s = decided(cost_unknown=3, cost_wiring=WIRING)
     assert held(s, BUDGET, spent_today=0.0, wiring="rewired") is None
+
+
+def test_a_mangled_ledger_fails_the_budget_closed() -> None:
+    mangled = Mangled(Path("/data/.looopbot/cost.jsonl"), 7, "not JSON")
+    h = held(decided(), BUDGET, spent_today=mangled)
+    assert h is not None and h.outcome == "budget"
+    assert h.message.startswith("today's spend cannot be known")
+    assert h.message.endswith(": " + mangled.message)
+    assert ".looopbot/cost.jsonl:7" in h.message and "fix or remove" in h.message
+    # without a budget there is nothing to hold (held_by does not even read the ledger)
+    assert held(decided(), LIMITS, spent_today=mangled) is None
+    # a backoff still comes first: it says what to fix first
+    s = decided(failures=1, failed_at=NOW - 1, failed_desired=DESIRED)
+    backoff = held(s, BUDGET, spent_today=mangled)
+    assert backoff is not None and backoff.outcome == "backoff"
 
 
 def test_runner_wiring_fingerprint_follows_tick_command_and_cost_spec() -> None:

@@ -15,8 +15,8 @@ import time
 from types import FrameType
 
 from looopbot.beat import run_beat
-from looopbot.commands.tick import PUSH_UNAVAILABLE, describe
-from looopbot.config import load
+from looopbot.commands.tick import describe, warn_unknown_env
+from looopbot.config import PUSH_UNAVAILABLE, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_INTERRUPTED, EXIT_OK, LockHeld, LooopbotError
 from looopbot.fsutil import read_bytes_or_none
@@ -24,6 +24,7 @@ from looopbot.state import StateUnreadable, parse
 
 
 def run(args: argparse.Namespace) -> int:
+    warn_unknown_env()
     dd = locate(args.data_dir)
     stop = threading.Event()
     received: list[int] = []

@@ -37,7 +37,11 @@ def status(args: argparse.Namespace) -> int:
     backoff_until = None
     if st.failures and st.failed_at is not None:
         backoff_until = st.failed_at + guards.backoff_wait(st.failures)
-    spent = ledger.spent_since(dd.ledger, ledger.day_start(now))
+    spent: float | None = None
+    try:
+        spent = ledger.spent_since(dd.ledger, ledger.day_start(now))
+    except ledger.Mangled as exc:  # a reading command shows it; the budget guard holds on it
+        problem = f"{problem}; {exc.message}" if problem else exc.message
     snapshot = _snapshot(dd, "sys-workers")
     claims = _snapshot(dd, "sys-claims")
     doc = {
@@ -52,7 +56,7 @@ def status(args: argparse.Namespace) -> int:
         "last_failure": st.failure,
         "backoff_until": backoff_until if backoff_until and backoff_until > now else None,
         "decides_last_hour": len([t for t in st.decides if now - t < guards.HOUR]),
-        "spent_today_usd": round(spent, 6),
+        "spent_today_usd": None if spent is None else round(spent, 6),
         "max_daily_usd": config.limits.max_daily_usd,
         "goals": [gid for gid, _ in desired.goals_of(desired.read(dd))],
         "workers": snapshot.get("signal", []) if isinstance(snapshot, dict) else [],
@@ -80,7 +84,8 @@ def status(args: argparse.Namespace) -> int:
         f" of ${config.limits.max_daily_usd:.2f}" if config.limits.max_daily_usd is not None else ""
     )
     calls = doc["decides_last_hour"]
-    print(f"spend      ${spent:.4f} today{budget}; {calls} runner calls in the last hour")
+    spend = "unknown" if spent is None else f"${spent:.4f}"
+    print(f"spend      {spend} today{budget}; {calls} runner calls in the last hour")
     print(f"goals      {', '.join(doc['goals']) or '(none)'}")
     print(f"workers    {len(doc['workers'])}   claims {len(doc['claims'])}")
     if problem:

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from looopbot.beat import BeatResult, dry_run, run_beat
+from looopbot.config import PUSH_UNAVAILABLE, load, unknown_env
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_FAIL, EXIT_OK, LooopbotError
 
-PUSH_UNAVAILABLE = (
-    "push is not available in this version of looopbot — drop --push, git.push and "
-    "LOOOPBOT_PUSH; beats still commit locally"
-)
+
+def warn_unknown_env() -> None:
+    """A misspelled LOOOPBOT_* override would otherwise be ignored without a word."""
+    for message in unknown_env(os.environ):
+        print(f"looopbot: warning: {message}", file=sys.stderr)
 
 
 def tick(args: argparse.Namespace) -> int:
+    warn_unknown_env()
     dd = locate(args.data_dir)
-    if args.push:
+    # Asked for by the flag, git.push or LOOOPBOT_PUSH alike: refused before the beat, so a
+    # user who expects the commit on the remote is told at once rather than misled.
+    if args.push or load(dd).push:
         raise LooopbotError(PUSH_UNAVAILABLE)
     if args.dry_run:
         result = dry_run(dd, force=args.force)

@@ -13,31 +13,41 @@ from dataclasses import asdict, dataclass
 
 from looopbot import proc
 from looopbot.actions import BODY_CAP
-from looopbot.config import ConfigProblem, parse
+from looopbot.config import PUSH_UNAVAILABLE, ConfigProblem, env_problems, key_line, parse
 from looopbot.datadir import CONFIG_NAME, DataDir, locate
 from looopbot.errors import EXIT_FAIL, EXIT_OK
 from looopbot.ids import describe_bad_id, is_valid_id
 from looopbot.sense import discover
 
+ENVIRONMENT = "environment"  # the "path" of a problem with a LOOOPBOT_* variable
+
 
 @dataclass(frozen=True)
 class Problem:
     path: str
-    line: int
+    line: int  # 0: no line (the environment)
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
 
 
 def check(dd: DataDir) -> list[Problem]:
     problems: list[Problem] = []
+    plain = None
     try:
-        parse(dd.config.read_text(encoding="utf-8", errors="replace"), CONFIG_NAME)
+        text = dd.config.read_text(encoding="utf-8", errors="replace")
+        plain = parse(text, CONFIG_NAME)
     except ConfigProblem as exc:
         problems.append(Problem(exc.path, exc.line, exc.detail))
     except FileNotFoundError:
         problems.append(Problem(CONFIG_NAME, 1, "missing — run 'looopbot init'"))
+    if plain is not None and (plain.get("git") or {}).get("push"):
+        # Valid config, but this version cannot do it: tick and run refuse it.
+        line = key_line(text, "git", "push")
+        problems.append(Problem(CONFIG_NAME, line, f"git.push: {PUSH_UNAVAILABLE}"))
+    problems += [Problem(ENVIRONMENT, 0, m) for m in env_problems(plain, os.environ)]
     playbook = dd.playbook
     if not playbook.is_file() or not playbook.read_text(errors="replace").strip():
         problems.append(

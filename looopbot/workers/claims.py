@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
-from looopbot.ids import check_branch_id, describe_bad_id, is_valid_id
+from looopbot.ids import check_branch_id, check_id, is_valid_id
 from looopbot.workers import record
 
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ def ref_of(name: str) -> str:
 
 def check_holder(holder: str) -> None:
     # A worker holder names `.looopbot/workers/<holder>/`: it must be safe before any lookup.
-    if not is_valid_id(holder):
-        raise LooopbotError(f"session {describe_bad_id(holder)}")
+    check_id(holder, "session")
 
 
 def _when(ts: float) -> str:

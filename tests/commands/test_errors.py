@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import shutil
+import subprocess
+from importlib import metadata
 
 from conftest import NOOP, Repo
 
@@ -17,6 +20,41 @@ def test_an_internal_error_exits_3_and_keeps_the_traceback(repo: Repo) -> None:
     assert r.err.count("\n") == 1 and "internal error" in r.err and "crash.log" in r.err
     log = (repo.root / ".looopbot" / "crash.log").read_text()
     assert "Traceback (most recent call last)" in log and "0123456789" in log
+
+
+def test_the_crash_log_is_a_redacted_bug_report_overwritten_each_time(repo: Repo) -> None:
+    # The same unplanned state; the missing commit's id is ALSO a secret's value, so it is
+    # in the traceback's last line, and the goal text on the command line holds another.
+    missing = "0123456789" * 4
+    branch = repo.git("symbolic-ref", "HEAD").strip()
+    (repo.root / ".git" / branch).write_text(missing + "\n")
+    log_path = repo.root / ".looopbot" / "crash.log"
+    log_path.write_text("an old crash that must not linger\n")
+    env = {"CRASH_TOKEN": missing, "MY_API_TOKEN": "hunter2hunter2xyz"}
+    for body in ("goal: first hunter2hunter2xyz", "goal: second hunter2hunter2xyz"):
+        r = repo.run("goal", "write", "g", body, env=env)
+        assert r.code == 3, (r.out, r.err)
+        assert r.err.count("\n") == 1 and "internal error" in r.err and "crash.log" in r.err
+    log = log_path.read_text()
+    assert "an old crash" not in log and log.count("Traceback (most recent call last)") == 1
+    fields = dict(
+        line.split(": ", 1) for line in log.split("### versions\n")[1].split("\n\n")[0].splitlines()
+    )
+    assert list(fields) == ["looopbot", "python", "git", "dulwich", "GitPython", "os"]
+    assert fields["looopbot"] == metadata.version("looopbot")
+    assert fields["python"].startswith(platform.python_version())
+    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
+    assert fields["git"] == git_version.strip().removeprefix("git version ")
+    assert fields["dulwich"] == metadata.version("dulwich")
+    assert fields["GitPython"] == metadata.version("GitPython")
+    assert fields["os"] == platform.platform()
+    command = log.split("### command line\n")[1].split("\n", 1)[0]
+    assert command == "looopbot -C " + str(repo.root) + " goal write g 'goal: second [redacted]'"
+    traceback = log.split("### traceback\n")[1]
+    assert traceback.startswith("Traceback (most recent call last):")
+    assert "KeyError: b'[redacted]'" in traceback
+    for secret in env.values():
+        assert secret not in log and secret not in r.err
 
 
 def test_a_file_system_refusal_is_an_expected_failure(repo: Repo) -> None:
