@@ -30,6 +30,7 @@ from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.shell import denied
+from looopbot.text import quote
 from looopbot.worktree_state import refuse_uncommitted
 
 SHELL_TAIL = 2048
@@ -47,7 +48,9 @@ def goal_body(body: str, where: str) -> str:
     check_body(body, where)
     first = body.lstrip("\ufeff").split("\n", 1)[0]
     if not first.startswith("goal:") or not first[5:].strip():
-        raise BadDecision(f"{where}: the first line must be 'goal: <one line>', got {first[:60]!r}")
+        raise BadDecision(
+            f"{where}: the first line must be 'goal: <one line>', got {quote(first, 60)}"
+        )
     return body if body.endswith("\n") else body + "\n"
 
 
@@ -122,7 +125,7 @@ def run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]
     why = denied(cmd)
     if why is not None and not config.limits.allow_dangerous_shell:
         raise LooopbotError(
-            f"run_shell refused ({why}): {cmd[:200]!r} is on the deny-list; a human must do "
+            f"run_shell refused ({why}): {quote(cmd, 200)} is on the deny-list; a human must do "
             "this, or set limits.allow_dangerous_shell"
         )
     result = proc.run(

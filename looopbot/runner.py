@@ -16,6 +16,7 @@ from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.extract import find_decision, read_cost, runner_errors
 from looopbot.fsutil import read_bytes_or_none, write_atomic
+from looopbot.text import one_line
 
 STDOUT_LIMIT = 64 * 1024 * 1024
 
@@ -207,4 +208,4 @@ def no_decision(stdout: str, stderr: str) -> str | None:
 
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-n:])[:600]
+    return one_line(" | ".join(lines[-n:]), 600)

@@ -51,10 +51,10 @@ def commit_sensors(repo: Repo) -> None:
 
 
 def marked(tag: str) -> list[int]:
-    """Live processes carrying LOOOPBOT_TEST_TAG=tag in their environment: the descendants
+    """Live processes carrying LB_TEST_TAG=tag in their environment: the descendants
     of one beat we started (sensors and runners run in process groups of their own, so
     only the environment they inherit ties them to the beat that spawned them)."""
-    needle = f"LOOOPBOT_TEST_TAG={tag}".encode()
+    needle = f"LB_TEST_TAG={tag}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -305,7 +305,7 @@ def test_kill_9_at_any_stage_leaves_a_repo_the_next_beat_continues(
         slow.touch()
         repo.queue(answer(i, "killed"))
         tag = f"{tmp_path.name}-{i}"
-        beat = popen(repo, "tick", "--force", env={"LOOOPBOT_TEST_TAG": tag})
+        beat = popen(repo, "tick", "--force", env={"LB_TEST_TAG": tag})
         time.sleep(span * (i - 1) / (rounds - 1))
         beat.send_signal(signal.SIGKILL)
         beat.communicate()
@@ -326,7 +326,7 @@ def test_a_killed_run_leaves_the_lock_free_and_its_runner_is_ended(
 ) -> None:
     repo.queue({"stdout": json.dumps(NOOP), "sleep": 3})
     tag = tmp_path.name
-    loop = popen(repo, "run", "--interval", "0.1", env={"LOOOPBOT_TEST_TAG": tag})
+    loop = popen(repo, "run", "--interval", "0.1", env={"LB_TEST_TAG": tag})
     try:
         wait_for("the runner", runner_started(repo, 1))
         loop.send_signal(signal.SIGKILL)
