@@ -62,7 +62,7 @@ def choose(prompt: str) -> dict[str, Any]:
 def example_worker(brief_file: str) -> int:
     """An example worker: writes a report about its task in its worktree and commits it on
     its branch, the way the worker contract asks; for trying workers without an LLM."""
-    import subprocess
+    from looopbot import gitcli
 
     brief = Path(brief_file).read_text(encoding="utf-8", errors="replace")
     task = brief.split("# Your task", 1)[-1].strip()
@@ -75,11 +75,12 @@ def example_worker(brief_file: str) -> int:
     )
     # An identity of its own, so the example works where no git identity is configured.
     ident = ["-c", "user.name=looopbot example worker", "-c", f"user.email={EXAMPLE_EMAIL}"]
-    commit = ["git", *ident, "commit", "-q", "-m", f"{session}: report"]
-    for cmd in (["git", "add", str(report)], commit):
-        done = subprocess.run(cmd, check=False)
-        if done.returncode != 0:
-            raise LooopbotError(f"example worker: {' '.join(cmd)} failed")
+    here = Path.cwd()
+    try:
+        gitcli.run(here, "add", "--", str(report))
+        gitcli.run(here, *ident, "commit", "-q", "-m", f"{session}: report")
+    except gitcli.GitFailed as exc:
+        raise LooopbotError(f"example worker: {exc.message}") from None
     print(f"example worker: committed {report}")
     return EXIT_OK
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
 from importlib import metadata
 
-from conftest import NOOP, Repo
+from conftest import BIN, NOOP, Repo, Run
 
 
 def test_an_internal_error_exits_3_and_keeps_the_traceback(repo: Repo) -> None:
@@ -24,15 +25,22 @@ def test_an_internal_error_exits_3_and_keeps_the_traceback(repo: Repo) -> None:
 
 def test_the_crash_log_is_a_redacted_bug_report_overwritten_each_time(repo: Repo) -> None:
     # The same unplanned state; the missing commit's id is ALSO a secret's value, so it is
-    # in the traceback's last line, and the goal text on the command line holds another.
+    # in the traceback's last line, and the data dir named on the command line holds another.
     missing = "0123456789" * 4
     branch = repo.git("symbolic-ref", "HEAD").strip()
     (repo.root / ".git" / branch).write_text(missing + "\n")
     log_path = repo.root / ".looopbot" / "crash.log"
     log_path.write_text("an old crash that must not linger\n")
     env = {"CRASH_TOKEN": missing, "MY_API_TOKEN": "hunter2hunter2xyz"}
-    for body in ("goal: first hunter2hunter2xyz", "goal: second hunter2hunter2xyz"):
-        r = repo.run("goal", "write", "g", body, env=env)
+    (repo.root.parent / "hunter2hunter2xyz").mkdir()
+    via = f"{repo.root.parent}/hunter2hunter2xyz/../{repo.root.name}"
+    for journal in ("first", "second"):
+        repo.decide({**NOOP, "journal": journal})
+        full = {**os.environ, **repo.env, **env}
+        done = subprocess.run(
+            [str(BIN), "-C", via, "tick", "--force"], capture_output=True, text=True, env=full
+        )
+        r = Run(done.returncode, done.stdout, done.stderr)
         assert r.code == 3, (r.out, r.err)
         assert r.err.count("\n") == 1 and "internal error" in r.err and "crash.log" in r.err
     log = log_path.read_text()
@@ -49,7 +57,7 @@ def test_the_crash_log_is_a_redacted_bug_report_overwritten_each_time(repo: Repo
     assert fields["GitPython"] == metadata.version("GitPython")
     assert fields["os"] == platform.platform()
     command = log.split("### command line\n")[1].split("\n", 1)[0]
-    assert command == "looopbot -C " + str(repo.root) + " goal write g 'goal: second [redacted]'"
+    assert command == f"looopbot -C {repo.root.parent}/[redacted]/../{repo.root.name} tick --force"
     traceback = log.split("### traceback\n")[1]
     assert traceback.startswith("Traceback (most recent call last):")
     assert "KeyError: b'[redacted]'" in traceback
