@@ -322,9 +322,41 @@ def test_run_shell_deny_list_refuses_without_running(
     assert repo.state()["failures"] == 1
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        'su""do touch {marker}',
+        '"s"udo touch {marker}',
+        "\\sudo touch {marker}",
+        "$'\\x73udo' touch {marker}",
+        "env -i FOO=1 /usr/bin/sudo touch {marker}",
+        "bash -c 'sudo touch {marker}'",
+    ],
+)
+def test_run_shell_deny_list_sees_through_quoting_and_wrappers(
+    repo: Repo, tmp_path: Path, template: str
+) -> None:
+    marker = tmp_path / "ran"
+    cmd = template.format(marker=marker)
+    repo.decide({"action": "run_shell", "cmd": cmd, "reason": "quoted"})
+    assert_failed(repo.tick(), "run_shell refused (sudo)", "deny-list")
+    assert not marker.exists(), f"{cmd!r} ran"
+    assert "run_shell refused (sudo)" in repo.read("journal.md").splitlines()[-1]
+    assert repo.state()["failures"] == 1
+
+
+def test_run_shell_refuses_a_command_it_cannot_parse(repo: Repo, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    cmd = f"touch {marker}; echo 'unterminated"
+    repo.decide({"action": "run_shell", "cmd": cmd, "reason": "x"})
+    assert_failed(repo.tick(), "run_shell refused (cannot parse)")
+    assert not marker.exists()
+
+
 def test_run_shell_deny_list_can_be_switched_off(repo: Repo, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    cmd = f"touch {marker}; echo would sudo now"  # matches the deny-list, harmless
+    # Matches the deny-list, harmless: this `sudo` is a shell function.
+    cmd = f'touch {marker}; sudo() {{ echo would sudo "$@"; }}; sudo now'
     repo.decide({"action": "run_shell", "cmd": cmd, "reason": "trusted"})
     assert_failed(repo.tick(), "deny-list")
     assert not marker.exists()
