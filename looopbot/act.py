@@ -125,8 +125,8 @@ def run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]
     why = denied(cmd)
     if why is not None and not config.limits.allow_dangerous_shell:
         raise LooopbotError(
-            f"run_shell refused ({why}): {quote(cmd, 200)} is on the deny-list; a human must do "
-            "this, or set limits.allow_dangerous_shell"
+            f"run_shell refused ({why}): {quote(cmd, 200)} — the deny-list keeps it for a "
+            "human to run (or set limits.allow_dangerous_shell)"
         )
     result = proc.run(
         proc.Spec(
