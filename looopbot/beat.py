@@ -107,7 +107,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
     notes = [state_problem] if state_problem else []
     if changes.recovered:
         notes.append("recovered the writes of an interrupted beat: " + ", ".join(changes.recovered))
-    from looopbot.runner import end_orphaned_runner
+    from looopbot.runs import end_orphaned_runner
     from looopbot.workers import system
 
     # A runner left by a killed beat must not decide into this one, nor keep spending.
@@ -258,10 +258,8 @@ def _moved_workers(before: list[dict[str, Any]], after: list[dict[str, Any]]) ->
 
 
 def _write_snapshots(dd: DataDir, changes: Changes, world: World) -> list[str]:
-    changed = []
-    for name, value in sorted(world.snapshots.items()):
-        if changes.write(f"snapshots/{name}.json", sense.snapshot_bytes(value)):
-            changed.append(name)
+    files = {f"snapshots/{n}.json": sense.snapshot_bytes(v) for n, v in world.snapshots.items()}
+    changed = [rel[len("snapshots/") : -len(".json")] for rel in changes.write_all(files)]
     for name in sense.snapshot_names(dd):
         if name not in world.snapshots:  # its sensor is gone
             changes.remove(f"snapshots/{name}.json")

@@ -40,21 +40,41 @@ class Move(NamedTuple):
 class Changes:
     def __init__(self, dd: DataDir) -> None:
         self.dd = dd
-        self.paths: set[str] = set()  # every path this record touches
-        self.appended: dict[str, list[str]] = {}  # path -> lines appended, in order
-        self.recovered: list[str] = []  # paths taken over from a killed record
+        # What this record writes, and what it took over from a killed one (kept apart, so
+        # a killed record's commit found to have landed is forgotten without this one's).
+        self._own: set[str] = set()
+        self._own_lines: dict[str, list[str]] = {}
+        self._taken: set[str] = set()
+        self._taken_lines: dict[str, list[str]] = {}
         self.interrupted: Move | None = None  # a killed record's move that was never journaled
         self.commit_intent: dict[str, Any] | None = None  # a killed record's commit in flight
         self._move: Move | None = None
         self._journaled = False
 
+    @property
+    def paths(self) -> set[str]:
+        """Every path this record commits."""
+        return self._own | self._taken
+
+    @property
+    def recovered(self) -> list[str]:
+        """The paths taken over from a killed record, sorted."""
+        return sorted(self._taken)
+
+    def lines(self, rel: str) -> list[str] | None:
+        """The lines appended to `rel` (a killed record's first), or None if none were."""
+        if rel not in self._own_lines and rel not in self._taken_lines:
+            return None
+        return [*self._taken_lines.get(rel, ()), *self._own_lines.get(rel, ())]
+
     # --- the write-ahead file ---------------------------------------------------------
 
     def _save(self) -> None:
+        appended = {rel: self.lines(rel) for rel in {*self._own_lines, *self._taken_lines}}
         doc = {
             "v": 2,
             "paths": sorted(self.paths),
-            "appended": self.appended,
+            "appended": appended,
             "move": list(self._move) if self._move else None,
             "journaled": self._journaled,
             "commit": self.commit_intent,
@@ -69,37 +89,49 @@ class Changes:
         doc = _read(self.dd)
         if doc is None:
             return
-        self.paths.update(doc["paths"])
+        self._taken.update(doc["paths"])
         for rel, lines in doc["appended"].items():
-            self.appended.setdefault(rel, []).extend(lines)
-            self.paths.add(rel)
-        self.recovered = sorted(self.paths)
+            self._taken_lines.setdefault(rel, []).extend(lines)
+            self._taken.add(rel)
         self.commit_intent = doc["commit"]
         move = doc["move"]
         if move is not None and not doc["journaled"]:
             self.interrupted = Move(str(move[0]), str(move[1]))
-        for rel in self.recovered:
+        for rel in self._taken:
             _drop_temp_files(self.dd.path(rel))
-        for rel, lines in self.appended.items():
+        for rel, lines in self._taken_lines.items():
             _restore_lines(self.dd.path(rel), lines)
 
     def landed(self) -> None:
-        """The killed record's commit is in HEAD: its paths and lines are committed."""
-        self.paths.clear()
-        self.appended.clear()
-        self.recovered = []
+        """The killed record's commit is in HEAD: what was taken over from it is committed."""
+        self._taken.clear()
+        self._taken_lines.clear()
         self.interrupted = None
         self.commit_intent = None
-        with contextlib.suppress(FileNotFoundError):
-            self.dd.scratch(PENDING).unlink()
+        if self._own or self._move:
+            self._save()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.dd.scratch(PENDING).unlink()
 
     # --- writing ----------------------------------------------------------------------
 
     def _intend(self, *rels: str) -> None:
         new = [r for r in rels if r not in self.paths]
-        self.paths.update(rels)
+        self._own.update(rels)
         if new:
             self._save()
+
+    def write_all(self, files: dict[str, bytes]) -> list[str]:
+        """Write each file whose content differs, listed ahead in one go (one durable write
+        of the record, not one per file); the paths written."""
+        changed = [
+            rel for rel, raw in files.items() if read_bytes_or_none(self.dd.path(rel)) != raw
+        ]
+        self._intend(*changed)
+        for rel in changed:
+            write_atomic(self.dd.path(rel), files[rel])
+        return changed
 
     def write(self, rel: str, data: str | bytes, mode: int | None = None) -> bool:
         """Write the file if its content differs; True when it did."""
@@ -114,8 +146,8 @@ class Changes:
     def append(self, rel: str, line: str, *, journal: bool = False) -> None:
         """Append one line; `journal` marks it as the line that journals the current move."""
         line = line.rstrip("\n")
-        self.paths.add(rel)
-        self.appended.setdefault(rel, []).append(line)
+        self._own.add(rel)
+        self._own_lines.setdefault(rel, []).append(line)
         if journal:
             self._journaled = True
         self._save()  # the line is ours before it is in the file
@@ -153,7 +185,7 @@ class Changes:
     def content(self, rel: str, head: bytes | None) -> bytes | None:
         """What the commit holds for `rel`, given HEAD's blob: appended lines go on top of
         HEAD's version; any other path is committed as it is on disk (None: removed)."""
-        lines = self.appended.get(rel)
+        lines = self.lines(rel)
         if lines is not None:
             base = head or b""
             if base and not base.endswith(b"\n"):
@@ -167,8 +199,10 @@ class Changes:
             self.dd.scratch(PENDING).unlink()
         with contextlib.suppress(FileNotFoundError):
             self.dd.scratch(_LEGACY).unlink()
-        self.paths.clear()
-        self.appended.clear()
+        self._own.clear()
+        self._own_lines.clear()
+        self._taken.clear()
+        self._taken_lines.clear()
         self.commit_intent = None
         self._move = None
         self._journaled = False

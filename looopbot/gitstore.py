@@ -164,6 +164,19 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
         repo.close()
 
 
+def finish_interrupted(dd: DataDir, changes: Changes) -> None:
+    """Settle the commit a killed record left in flight (call before writing anything)."""
+    check_committable(dd)
+    assert dd.repo_root is not None
+    gitdir = git_dir(dd.repo_root)
+    repo = _open(dd)
+    try:
+        with gitindex.locked(gitdir):
+            _finish_interrupted(dd, repo, gitdir, changes)
+    finally:
+        repo.close()
+
+
 def _build(
     dd: DataDir,
     repo: Repo,

@@ -9,6 +9,7 @@ must follow a commit (a push, a dashboard update) hooks in at `record`, not in i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -39,9 +40,17 @@ class Entry(NamedTuple):
 
 
 def start(dd: DataDir) -> Changes:
-    """A new record, taking over whatever a killed one left (looopbot.changes)."""
+    """A new record, taking over whatever a killed one left (looopbot.changes). A commit it
+    left in flight is settled first, so this record knows what is really still pending."""
     changes = Changes(dd)
     changes.recover()
+    if changes.commit_intent is not None:
+        from looopbot.gitindex import IndexLocked
+        from looopbot.gitstore import finish_interrupted
+
+        # Busy index: the commit step settles it later, under the same lock.
+        with contextlib.suppress(IndexLocked):
+            finish_interrupted(dd, changes)
     return changes
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from looopbot import proc, runs
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.extract import find_decision, read_cost, runner_errors
-from looopbot.fsutil import read_bytes_or_none, write_atomic
+from looopbot.fsutil import write_atomic
 from looopbot.text import one_line
 
 STDOUT_LIMIT = 64 * 1024 * 1024
@@ -39,7 +38,6 @@ def self_bin() -> str:
     return shutil.which("looopbot") or "looopbot"
 
 
-RUNNER_NOTE = "runner.json"  # local scratch: the runner of the beat in progress
 DECISION_CAP = 1024 * 1024  # a decision is a few KiB; more is a runner gone wrong
 
 
@@ -60,40 +58,6 @@ def runner_env(dd: DataDir, run_id: str) -> dict[str, str]:
     )
 
 
-def _note_runner(dd: DataDir, run_id: str) -> Callable[[int], None]:
-    def note(pid: int) -> None:
-        from looopbot.workers.identity import of
-
-        me = of(pid)
-        doc = {"pid": pid, "start": me.start if me else None, "run": run_id}
-        write_atomic(dd.scratch(RUNNER_NOTE), json.dumps(doc), durable=False)
-
-    return note
-
-
-def end_orphaned_runner(dd: DataDir) -> str | None:
-    """End the process group of a runner whose beat was killed; what was done, or None.
-
-    Its group id is its pid (it runs in its own session); the start time recorded with it
-    tells a reused pid from the runner itself."""
-    raw = read_bytes_or_none(dd.scratch(RUNNER_NOTE))
-    if raw is None:
-        return None
-    dd.scratch(RUNNER_NOTE).unlink(missing_ok=True)
-    from looopbot.workers.identity import Identity, alive
-
-    try:
-        doc = json.loads(raw)
-        who = Identity(int(doc["pid"]), str(doc["start"]))
-        run = str(doc.get("run"))
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not alive(who):
-        return None
-    proc.kill_group(who.pid)
-    return f"ended the runner of an interrupted beat (run {run}, pid {who.pid})"
-
-
 def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
     run_dir = dd.runs / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,11 +75,11 @@ def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
                 stdout_limit=STDOUT_LIMIT,
                 stderr_tail=4096,
                 log=run_dir / "output.log",
-                on_start=_note_runner(dd, run_id),
+                on_start=runs.note_runner(dd, run_id),
             )
         )
     finally:
-        dd.scratch(RUNNER_NOTE).unlink(missing_ok=True)
+        dd.scratch(runs.RUNNER_NOTE).unlink(missing_ok=True)
     stdout = result.stdout.decode("utf-8", errors="replace")
     cost = read_cost(stdout, runner.cost)
     error = _failure(result, stdout, config)

@@ -10,11 +10,16 @@ the sub-second ids of `new_run_id` put in order of their start.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 
 from looopbot.datadir import DataDir
+from looopbot.fsutil import read_bytes_or_none, write_atomic
+
+RUNNER_NOTE = "runner.json"  # local scratch: the runner of the beat in progress
 
 
 def new_run_id(now: float) -> str:
@@ -52,3 +57,41 @@ def prune(dd: DataDir, keep: int, current: str) -> None:
     for _, name in aged[: max(0, len(aged) - max(0, places))]:
         # Scratch: a folder that cannot go now is simply tried again after the next run.
         shutil.rmtree(dd.runs / name, ignore_errors=True)
+
+
+def note_runner(dd: DataDir, run_id: str) -> Callable[[int], None]:
+    """What proc calls as the runner starts: its identity, for `end_orphaned_runner`."""
+
+    def note(pid: int) -> None:
+        from looopbot.workers.identity import of
+
+        me = of(pid)
+        doc = {"pid": pid, "start": me.start if me else None, "run": run_id}
+        write_atomic(dd.scratch(RUNNER_NOTE), json.dumps(doc), durable=False)
+
+    return note
+
+
+def end_orphaned_runner(dd: DataDir) -> str | None:
+    """End the process group of a runner whose beat was killed; what was done, or None.
+
+    Its group id is its pid (it runs in its own session); the start time recorded with it
+    tells a reused pid from the runner itself."""
+    raw = read_bytes_or_none(dd.scratch(RUNNER_NOTE))
+    if raw is None:
+        return None
+    dd.scratch(RUNNER_NOTE).unlink(missing_ok=True)
+    from looopbot.workers.identity import Identity, alive
+
+    try:
+        doc = json.loads(raw)
+        who = Identity(int(doc["pid"]), str(doc["start"]))
+        run = str(doc.get("run"))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not alive(who):
+        return None
+    from looopbot import proc
+
+    proc.kill_group(who.pid)
+    return f"ended the runner of an interrupted beat (run {run}, pid {who.pid})"
