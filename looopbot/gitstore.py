@@ -115,64 +115,64 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
     from dulwich.file import FileLocked
     from dulwich.refs import HEADREF
 
-    check_committable(dd)
-    assert dd.repo_root is not None
-    gitdir = git_dir(dd.repo_root)
-    repo = _open(dd)
-    try:
-        with gitindex.locked(gitdir):
-            if changes.commit_intent is not None:
-                _finish_interrupted(dd, repo, gitdir, changes)
-            if not changes.paths:
+    with _locked(dd) as (repo, gitdir):
+        if changes.commit_intent is not None:
+            _finish_interrupted(dd, repo, gitdir, changes)
+        if not changes.paths:
+            changes.done()
+            return None
+        ident = f"{author[0]} <{author[1]}>".encode()
+        for _attempt in range(_CAS_ATTEMPTS):
+            head = repo.refs.follow(HEADREF)[1]
+            built = _build(dd, repo, changes, head, ident=ident, msg=msg)
+            if built is None:
                 changes.done()
                 return None
-            ident = f"{author[0]} <{author[1]}>".encode()
-            for _attempt in range(_CAS_ATTEMPTS):
-                head = repo.refs.follow(HEADREF)[1]
-                built = _build(dd, repo, changes, head, ident=ident, msg=msg)
-                if built is None:
-                    changes.done()
-                    return None
-                commit, moves = built
-                branch = _head_target(repo)
-                changes.committing(
-                    {
-                        "ref": branch.decode(),
-                        "old": head.decode() if head else None,
-                        "new": commit.id.decode(),
-                        "moves": [[m.path, _pair(m.old), _pair(m.new)] for m in moves],
-                    }
-                )
-                reflog = b"commit: " + msg.splitlines()[0].encode()
-                try:
-                    if head is None:
-                        moved = repo.refs.add_if_new(branch, commit.id, message=reflog)
-                    else:
-                        moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
-                except FileLocked:
-                    raise LooopbotError(
-                        f"{branch.decode()} is locked by another git process; this beat's "
-                        "files stay pending and the next beat commits them"
-                    ) from None
-                if moved:
-                    gitindex.update(dd.repo_root, gitdir, moves)
-                    changes.done()
-                    return commit.id.decode()
-                # Someone committed meanwhile: rebuild on top of theirs, never over it.
-            raise LooopbotError("HEAD kept moving while committing the beat; try again")
-    finally:
-        repo.close()
+            commit, moves = built
+            branch = _head_target(repo)
+            changes.committing(
+                {
+                    "ref": branch.decode(),
+                    "old": head.decode() if head else None,
+                    "new": commit.id.decode(),
+                    "moves": [[m.path, _pair(m.old), _pair(m.new)] for m in moves],
+                }
+            )
+            reflog = b"commit: " + msg.splitlines()[0].encode()
+            try:
+                if head is None:
+                    moved = repo.refs.add_if_new(branch, commit.id, message=reflog)
+                else:
+                    moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
+            except FileLocked:
+                raise LooopbotError(
+                    f"{branch.decode()} is locked by another git process; this beat's "
+                    "files stay pending and the next beat commits them"
+                ) from None
+            if moved:
+                gitindex.update(dd.repo_root or dd.root, gitdir, moves)
+                changes.done()
+                return commit.id.decode()
+            # Someone committed meanwhile: rebuild on top of theirs, never over it.
+        raise LooopbotError("HEAD kept moving while committing the beat; try again")
 
 
 def finish_interrupted(dd: DataDir, changes: Changes) -> None:
     """Settle the commit a killed record left in flight (call before writing anything)."""
+    with _locked(dd) as (repo, gitdir):
+        _finish_interrupted(dd, repo, gitdir, changes)
+
+
+@contextlib.contextmanager
+def _locked(dd: DataDir) -> Iterator[tuple[Repo, Path]]:
+    """The repo (dulwich) and its git dir, with the index lock held (looopbot.gitindex)."""
     check_committable(dd)
     assert dd.repo_root is not None
     gitdir = git_dir(dd.repo_root)
     repo = _open(dd)
     try:
         with gitindex.locked(gitdir):
-            _finish_interrupted(dd, repo, gitdir, changes)
+            yield repo, gitdir
     finally:
         repo.close()
 

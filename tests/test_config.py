@@ -418,26 +418,6 @@ def test_a_misspelled_variable_is_named_with_the_closest_known_one() -> None:
     ]
 
 
-def test_every_name_looopbot_reads_or_sets_is_known() -> None:
-    known = {
-        *(f"LOOOPBOT_{name.upper()}" for name in config.LIMITS),
-        "LOOOPBOT_RUNNER",
-        "LOOOPBOT_TICK_COMMAND",
-        "LOOOPBOT_WORKER_COMMAND",
-        "LOOOPBOT_PUSH",
-        "LOOOPBOT_DATA_DIR",
-        "LOOOPBOT_RUN_ID",
-        "LOOOPBOT_DECISION_FILE",
-        "LOOOPBOT_BIN",
-        "LOOOPBOT_SESSION_ID",
-        "LOOOPBOT_WORKTREE",
-        "LOOOPBOT_MESSAGE",
-        "LOOOPBOT_ID",
-    }
-    assert config.unknown_env(dict.fromkeys(known, "x")) == []
-    assert known == config.ENV_NAMES
-
-
 def test_every_literal_looopbot_name_in_the_package_is_known() -> None:
     """A name the code reads or sets but the list lacks would warn on every worker's call."""
     package = Path(config.__file__).parent
