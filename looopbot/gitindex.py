@@ -38,6 +38,7 @@ _POLL_S = 0.05
 _NOTE = b"looopbot-index-lock "
 _TMP_PREFIX = "looopbot-index."
 _NULL_SHA = "0" * 40
+_INTENT_TO_ADD = 1 << 29  # CE_INTENT_TO_ADD in git's cache.h
 
 
 class Entry(NamedTuple):
@@ -119,16 +120,24 @@ def _read(path: Path) -> bytes:
 
 
 def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
-    """The index's stage-0 entries for `paths`; a conflicted path maps to None."""
+    """The index's stage-0 entries for `paths`; a conflicted path maps to None.
+
+    An intent-to-add entry (`git add -N`) is left out: it stages nothing, so like a missing
+    entry it stands for "not in HEAD" — kept, it would read as a staged deletion of the
+    file once the bot commits it, and the human's next `git commit` would delete it."""
     found: dict[str, Entry | None] = {}
-    raw = gitcli.run(repo_root, "ls-files", "--stage", "-z", "--", *paths).stdout
+    # --debug follows each "<mode> <sha> <stage>\t<path>\0" with indented lines, the last
+    # one ending in "flags: <hex>" (the in-core entry flags).
+    raw = gitcli.run(repo_root, "ls-files", "--stage", "--debug", "-z", "--", *paths).stdout
     wanted = set(paths)
-    for record in raw.split(b"\0"):
-        if not record:
-            continue
+    records = raw.split(b"\0")
+    for i, chunk in enumerate(records[:-1]):
+        record = chunk
+        while record.startswith(b"  "):  # the previous entry's debug lines
+            record = record.partition(b"\n")[2]
         meta, _, name = record.partition(b"\t")
         path = os.fsdecode(name)
-        if path not in wanted:
+        if path not in wanted or _intent_to_add(records[i + 1]):
             continue
         mode, sha, stage = meta.split(b" ")
         if stage != b"0" or path in found:
@@ -136,6 +145,20 @@ def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
             continue
         found[path] = Entry(int(mode, 8), sha.decode())
     return found
+
+
+def _intent_to_add(debug: bytes) -> bool:
+    """Whether an entry's `ls-files --debug` lines carry git's CE_INTENT_TO_ADD flag."""
+    for line in debug.split(b"\n"):
+        if not line.startswith(b"  "):
+            break
+        _, sep, flags = line.partition(b"flags: ")
+        if sep:
+            try:
+                return bool(int(flags.strip(), 16) & _INTENT_TO_ADD)
+            except ValueError:
+                return False
+    return False
 
 
 def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
