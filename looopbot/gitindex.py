@@ -52,6 +52,7 @@ class Move(NamedTuple):
     path: str  # repo-relative, '/'-separated
     old: Entry | None
     new: Entry | None
+    appended: bytes = b""  # the lines the commit only appended to HEAD's version (journal)
 
 
 def index_path(gitdir: Path) -> Path:
@@ -161,6 +162,18 @@ def _intent_to_add(debug: bytes) -> bool:
     return False
 
 
+def _plus(repo_root: Path, sha: str, appended: bytes) -> str:
+    """The id of a new blob: blob `sha` with the lines of `appended` it lacks after it
+    (a line of a beat that could not commit may be staged already); stored in the repo."""
+    base = gitcli.run(repo_root, "cat-file", "blob", sha).stdout
+    if base and not base.endswith(b"\n"):
+        base += b"\n"
+    present = set(base.splitlines())
+    extra = b"".join(line + b"\n" for line in appended.splitlines() if line not in present)
+    made = gitcli.run(repo_root, "hash-object", "-w", "--no-filters", "--stdin", stdin=base + extra)
+    return made.stdout.decode().strip()
+
+
 def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
     """Bring the index entries of the committed paths in step with the new HEAD (call while
     holding `locked`). Only an entry that matched the old HEAD moves: a path the user had
@@ -174,7 +187,14 @@ def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
         cur = current.get(m.path)
         if m.path in current and cur is None:
             continue  # conflicted
-        if cur != m.old or m.old == m.new:
+        if m.old == m.new:
+            continue
+        if cur != m.old:
+            # The user staged their own version. Of a file the bot only appends to (their
+            # note in journal.md after `git add -A`), stage theirs plus the bot's lines, as
+            # the working file has them: else their next commit drops the bot's lines.
+            if cur is not None and m.new is not None and m.appended:
+                lines.append(f"{cur.mode:o} {_plus(repo_root, cur.sha, m.appended)}\t{m.path}")
             continue
         if m.new is None:
             lines.append(f"0 {_NULL_SHA}\t{m.path}")

@@ -219,9 +219,10 @@ def _build(
         _objects(store, partial(store.add_object, blob))
         mode = 0o100755 if executable else 0o100644
         todo.append((repo_path.encode(), mode, blob.id))
-        moves.append(
-            gitindex.Move(repo_path, _entry(before), gitindex.Entry(mode, blob.id.decode()))
-        )
+        lines = changes.appended.get(rel) or []
+        appended = "".join(line + "\n" for line in lines).encode()
+        new_entry = gitindex.Entry(mode, blob.id.decode())
+        moves.append(gitindex.Move(repo_path, _entry(before), new_entry, appended))
     # commit_tree_changes mutates a Tree object it is given; the old id was taken above.
     new_tree = _objects(store, partial(commit_tree_changes, store, base_tree, todo))
     if head is not None and new_tree == old_tree:
