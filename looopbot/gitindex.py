@@ -208,6 +208,12 @@ def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
             with open(index, "rb") as src, open(tmp, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
+                st = os.fstat(src.fileno())
+            # git tells a "racily clean" entry (its file edited in the same timestamp tick
+            # as the index was written) by the index file's mtime, and smudges it when it
+            # rewrites the index; a copy stamped now would make it look safely clean, and
+            # that edit would vanish from `git status` and from the next `git commit -a`.
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         gitcli.run(
             repo_root,
             "update-index",
