@@ -38,6 +38,7 @@ _POLL_S = 0.05
 _NOTE = b"looopbot-index-lock "
 _TMP_PREFIX = "looopbot-index."
 _NULL_SHA = "0" * 40
+_INTENT_TO_ADD = 1 << 29  # CE_INTENT_TO_ADD in git's cache.h
 
 
 class Entry(NamedTuple):
@@ -51,6 +52,7 @@ class Move(NamedTuple):
     path: str  # repo-relative, '/'-separated
     old: Entry | None
     new: Entry | None
+    appended: bytes = b""  # the lines the commit only appended to HEAD's version (journal)
 
 
 def index_path(gitdir: Path) -> Path:
@@ -119,16 +121,24 @@ def _read(path: Path) -> bytes:
 
 
 def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
-    """The index's stage-0 entries for `paths`; a conflicted path maps to None."""
+    """The index's stage-0 entries for `paths`; a conflicted path maps to None.
+
+    An intent-to-add entry (`git add -N`) is left out: it stages nothing, so like a missing
+    entry it stands for "not in HEAD" — kept, it would read as a staged deletion of the
+    file once the bot commits it, and the human's next `git commit` would delete it."""
     found: dict[str, Entry | None] = {}
-    raw = gitcli.run(repo_root, "ls-files", "--stage", "-z", "--", *paths).stdout
+    # --debug follows each "<mode> <sha> <stage>\t<path>\0" with indented lines, the last
+    # one ending in "flags: <hex>" (the in-core entry flags).
+    raw = gitcli.run(repo_root, "ls-files", "--stage", "--debug", "-z", "--", *paths).stdout
     wanted = set(paths)
-    for record in raw.split(b"\0"):
-        if not record:
-            continue
+    records = raw.split(b"\0")
+    for i, chunk in enumerate(records[:-1]):
+        record = chunk
+        while record.startswith(b"  "):  # the previous entry's debug lines
+            record = record.partition(b"\n")[2]
         meta, _, name = record.partition(b"\t")
         path = os.fsdecode(name)
-        if path not in wanted:
+        if path not in wanted or _intent_to_add(records[i + 1]):
             continue
         mode, sha, stage = meta.split(b" ")
         if stage != b"0" or path in found:
@@ -136,6 +146,32 @@ def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
             continue
         found[path] = Entry(int(mode, 8), sha.decode())
     return found
+
+
+def _intent_to_add(debug: bytes) -> bool:
+    """Whether an entry's `ls-files --debug` lines carry git's CE_INTENT_TO_ADD flag."""
+    for line in debug.split(b"\n"):
+        if not line.startswith(b"  "):
+            break
+        _, sep, flags = line.partition(b"flags: ")
+        if sep:
+            try:
+                return bool(int(flags.strip(), 16) & _INTENT_TO_ADD)
+            except ValueError:
+                return False
+    return False
+
+
+def _plus(repo_root: Path, sha: str, appended: bytes) -> str:
+    """The id of a new blob: blob `sha` with the lines of `appended` it lacks after it
+    (a line of a beat that could not commit may be staged already); stored in the repo."""
+    base = gitcli.run(repo_root, "cat-file", "blob", sha).stdout
+    if base and not base.endswith(b"\n"):
+        base += b"\n"
+    present = set(base.splitlines())
+    extra = b"".join(line + b"\n" for line in appended.splitlines() if line not in present)
+    made = gitcli.run(repo_root, "hash-object", "-w", "--no-filters", "--stdin", stdin=base + extra)
+    return made.stdout.decode().strip()
 
 
 def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
@@ -151,7 +187,14 @@ def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
         cur = current.get(m.path)
         if m.path in current and cur is None:
             continue  # conflicted
-        if cur != m.old or m.old == m.new:
+        if m.old == m.new:
+            continue
+        if cur != m.old:
+            # The user staged their own version. Of a file the bot only appends to (their
+            # note in journal.md after `git add -A`), stage theirs plus the bot's lines, as
+            # the working file has them: else their next commit drops the bot's lines.
+            if cur is not None and m.new is not None and m.appended:
+                lines.append(f"{cur.mode:o} {_plus(repo_root, cur.sha, m.appended)}\t{m.path}")
             continue
         if m.new is None:
             lines.append(f"0 {_NULL_SHA}\t{m.path}")
@@ -165,6 +208,12 @@ def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
             with open(index, "rb") as src, open(tmp, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
+                st = os.fstat(src.fileno())
+            # git tells a "racily clean" entry (its file edited in the same timestamp tick
+            # as the index was written) by the index file's mtime, and smudges it when it
+            # rewrites the index; a copy stamped now would make it look safely clean, and
+            # that edit would vanish from `git status` and from the next `git commit -a`.
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         gitcli.run(
             repo_root,
             "update-index",

@@ -42,6 +42,8 @@ TRAILER_KEYS = (
     "Looopbot-Cost-USD",
 )
 _CAS_ATTEMPTS = 5
+REF_LOCK_WAIT_S = 1.0  # how long a branch's ref lock held by another process is waited out
+_REF_LOCK_POLL_S = 0.01
 STALE_LOCK_S = 2.0  # a ref lock is held for microseconds; an empty one this old was abandoned
 
 
@@ -122,7 +124,9 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
             changes.done()
             return None
         ident = f"{author[0]} <{author[1]}>".encode()
-        for _attempt in range(_CAS_ATTEMPTS):
+        attempts = 0
+        ref_deadline = time.monotonic() + REF_LOCK_WAIT_S
+        while attempts < _CAS_ATTEMPTS:
             head = repo.refs.follow(HEADREF)[1]
             built = _build(dd, repo, changes, head, ident=ident, msg=msg)
             if built is None:
@@ -145,6 +149,11 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
                 else:
                     moved = repo.refs.set_if_equals(HEADREF, head, commit.id, message=reflog)
             except FileLocked:
+                # Another process is moving the branch right now (git holds a ref lock
+                # for an instant, and waits core.filesRefLockTimeout for one itself).
+                if time.monotonic() < ref_deadline:
+                    time.sleep(_REF_LOCK_POLL_S)
+                    continue
                 raise LooopbotError(
                     f"{branch.decode()} is locked by another git process; this beat's "
                     "files stay pending and the next beat commits them"
@@ -154,6 +163,7 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
                 changes.done()
                 return commit.id.decode()
             # Someone committed meanwhile: rebuild on top of theirs, never over it.
+            attempts += 1
         raise LooopbotError("HEAD kept moving while committing the beat; try again")
 
 
@@ -222,9 +232,10 @@ def _build(
         _objects(store, partial(store.add_object, blob))
         mode = 0o100755 if executable else 0o100644
         todo.append((repo_path.encode(), mode, blob.id))
-        moves.append(
-            gitindex.Move(repo_path, _entry(before), gitindex.Entry(mode, blob.id.decode()))
-        )
+        lines = changes.lines(rel) or []
+        appended = "".join(line + "\n" for line in lines).encode()
+        new_entry = gitindex.Entry(mode, blob.id.decode())
+        moves.append(gitindex.Move(repo_path, _entry(before), new_entry, appended))
     # commit_tree_changes mutates a Tree object it is given; the old id was taken above.
     new_tree = _objects(store, partial(commit_tree_changes, store, base_tree, todo))
     if head is not None and new_tree == old_tree:
