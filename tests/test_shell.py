@@ -445,7 +445,12 @@ def test_denied_never_raises(cmd: str) -> None:
     assert reason is None or reason in REASONS or reason.startswith("cannot parse"), reason
 
 
-@given(st.sampled_from([c for cmds in DENIED.values() for c in cmds]), st.text(max_size=20))
+# A command refused only because it does not parse may be completed by what follows it
+# (`echo 'a` + `'`): the property holds for commands refused for what they run.
+RUNS = [c for reason, cmds in DENIED.items() if reason != PARSE for c in cmds]
+
+
+@given(st.sampled_from(RUNS), st.text(max_size=20))
 def test_a_denied_command_stays_denied_after_more_commands(cmd: str, tail: str) -> None:
     assert denied(f"{cmd}\n{tail}") is not None
     assert denied(f"echo start; {cmd}") is not None
