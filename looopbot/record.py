@@ -63,9 +63,7 @@ def record(
     """Journal, state and commit; returns the commit id (None: nothing changed)."""
     scrub = redactor()
     if changes.interrupted is not None:
-        action, summary = changes.interrupted
-        text = f"interrupted: {action} {summary} — it may have run"
-        changes.append(JOURNAL, format_line(scrub(text), now))
+        changes.append(JOURNAL, format_line(scrub(interrupted(changes.interrupted)), now))
     for note in notes:
         changes.append(JOURNAL, format_line(scrub(note), now))
     if entry.journal is not None:
@@ -88,6 +86,13 @@ def record(
     head = entry.head or entry.outcome
     msg = message(f"looopbot: {head} · {scrub(entry.subject)}", trailers)
     return commit_changes(dd, changes, msg, author_identity(config.author))
+
+
+def interrupted(move: Move) -> str:
+    """The journal text of a move a killed record started and never journaled: the line the
+    move would have written (its journal text, else its summary), named by its action."""
+    said = move.summary if move.summary.startswith(move.action) else f"{move.action} {move.summary}"
+    return f"interrupted: {said} — it may have run"
 
 
 __all__ = ["Changes", "Entry", "Move", "meter", "record", "start"]
