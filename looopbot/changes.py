@@ -8,7 +8,9 @@ killed with -9 at any point leaves that file behind, and the next record takes i
 - a commit that did land is finished (its index update) and forgotten;
 - otherwise its paths and lines go into the next commit, so no journal line is lost or
   doubled and no stray bot edit lingers as if it were the user's;
-- a move that started but never reached the journal is journaled as interrupted.
+- a move that started but never reached the journal is journaled as interrupted — and stays
+  on record until its line is written, so a second kill (of the record that took it over)
+  neither loses nor doubles it.
 
 Appended lines are committed as HEAD's version of the file plus the lines, never the working
 file: a human's uncommitted journal lines are not swept into a bot commit.
@@ -43,7 +45,7 @@ class Changes:
         self.paths: set[str] = set()  # every path this record touches
         self.appended: dict[str, list[str]] = {}  # path -> lines appended, in order
         self.recovered: list[str] = []  # paths taken over from a killed record
-        self.interrupted: Move | None = None  # a killed record's move that was never journaled
+        self.interrupted: list[Move] = []  # killed records' moves not yet journaled
         self.commit_intent: dict[str, Any] | None = None  # a killed record's commit in flight
         self._move: Move | None = None
         self._journaled = False
@@ -56,6 +58,7 @@ class Changes:
             "paths": sorted(self.paths),
             "appended": self.appended,
             "move": list(self._move) if self._move else None,
+            "interrupted": [list(m) for m in self.interrupted],
             "journaled": self._journaled,
             "commit": self.commit_intent,
         }
@@ -75,9 +78,10 @@ class Changes:
             self.paths.add(rel)
         self.recovered = sorted(self.paths)
         self.commit_intent = doc["commit"]
+        self.interrupted = [Move(str(m[0]), str(m[1])) for m in doc["interrupted"]]
         move = doc["move"]
         if move is not None and not doc["journaled"]:
-            self.interrupted = Move(str(move[0]), str(move[1]))
+            self.interrupted.append(Move(str(move[0]), str(move[1])))
         for rel in self.recovered:
             _drop_temp_files(self.dd.path(rel))
         for rel, lines in self.appended.items():
@@ -88,7 +92,7 @@ class Changes:
         self.paths.clear()
         self.appended.clear()
         self.recovered = []
-        self.interrupted = None
+        self.interrupted = []
         self.commit_intent = None
         with contextlib.suppress(FileNotFoundError):
             self.dd.scratch(PENDING).unlink()
@@ -188,6 +192,7 @@ def _read(dd: DataDir) -> dict[str, Any] | None:
     paths = doc.get("paths")
     appended = doc.get("appended")
     move = doc.get("move")
+    interrupted = doc.get("interrupted")
     commit = doc.get("commit")
     return {
         "paths": [p for p in paths if _safe(p)] if isinstance(paths, list) else [],
@@ -198,10 +203,17 @@ def _read(dd: DataDir) -> dict[str, Any] | None:
         }
         if isinstance(appended, dict)
         else {},
-        "move": move if isinstance(move, list) and len(move) == 2 else None,
+        "move": move if _is_move(move) else None,
+        "interrupted": [m for m in interrupted if _is_move(m)]
+        if isinstance(interrupted, list)
+        else [],
         "journaled": doc.get("journaled") is True,
         "commit": commit if isinstance(commit, dict) else None,
     }
+
+
+def _is_move(raw: object) -> bool:
+    return isinstance(raw, list) and len(raw) == 2
 
 
 def _loads(raw: bytes) -> Any:

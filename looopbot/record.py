@@ -62,8 +62,11 @@ def record(
 ) -> str | None:
     """Journal, state and commit; returns the commit id (None: nothing changed)."""
     scrub = redactor()
-    if changes.interrupted is not None:
-        changes.append(JOURNAL, format_line(scrub(interrupted(changes.interrupted)), now))
+    while changes.interrupted:
+        # Off the record in the same write that puts its line on: killed in between, the
+        # next record finds one or the other, never both nor neither.
+        move = changes.interrupted.pop(0)
+        changes.append(JOURNAL, format_line(scrub(interrupted(move)), now))
     for note in notes:
         changes.append(JOURNAL, format_line(scrub(note), now))
     if entry.journal is not None:
