@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from looopbot.datadir import DataDir
+from looopbot.errors import LooopbotError
 from looopbot.fsutil import append_line, read_bytes_or_none, tail_lines, write_atomic
 
 PENDING = "pending.json"
@@ -147,7 +148,13 @@ class Changes:
         self._move = move
         self._journaled = False
         self._save()
-        yield
+        try:
+            yield
+        except LooopbotError:
+            # Refused (or failed) with a message its caller reports: not interrupted.
+            self._move = None
+            self._save()
+            raise
 
     def committing(self, intent: dict[str, Any]) -> None:
         """Just before HEAD moves: the commit being made (its ref, old and new ids, trees)."""
