@@ -48,6 +48,8 @@ class Changes:
         self.recovered: list[str] = []  # paths taken over from a killed record
         self.interrupted: list[Move] = []  # killed records' moves not yet journaled
         self.commit_intent: dict[str, Any] | None = None  # a killed record's commit in flight
+        self._own: set[str] = set()  # the paths this record itself touched
+        self._taken: dict[str, int] = {}  # path -> how many of `appended` were taken over
         self._move: Move | None = None
         self._journaled = False
 
@@ -76,6 +78,7 @@ class Changes:
         self.paths.update(doc["paths"])
         for rel, lines in doc["appended"].items():
             self.appended.setdefault(rel, []).extend(lines)
+            self._taken[rel] = len(lines)
             self.paths.add(rel)
         self.recovered = sorted(self.paths)
         self.commit_intent = doc["commit"]
@@ -89,18 +92,29 @@ class Changes:
             _restore_lines(self.dd.path(rel), lines)
 
     def landed(self) -> None:
-        """The killed record's commit is in HEAD: its paths and lines are committed."""
-        self.paths.clear()
-        self.appended.clear()
+        """The killed record's commit is in HEAD: its paths and lines are committed. What
+        this record wrote itself is still to commit, and stays on record until it is."""
+        for rel, n in self._taken.items():
+            mine = self.appended.get(rel, [])[n:]
+            if mine:
+                self.appended[rel] = mine
+            else:
+                self.appended.pop(rel, None)
+        self._taken = {}
+        self.paths = set(self._own)
         self.recovered = []
         self.interrupted = []
         self.commit_intent = None
-        with contextlib.suppress(FileNotFoundError):
-            self.dd.scratch(PENDING).unlink()
+        if self.paths:
+            self._save()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.dd.scratch(PENDING).unlink()
 
     # --- writing ----------------------------------------------------------------------
 
     def _intend(self, *rels: str) -> None:
+        self._own.update(rels)
         new = [r for r in rels if r not in self.paths]
         self.paths.update(rels)
         if new:
@@ -120,6 +134,7 @@ class Changes:
         """Append one line; `journal` marks it as the line that journals the current move."""
         line = line.rstrip("\n")
         self.paths.add(rel)
+        self._own.add(rel)
         self.appended.setdefault(rel, []).append(line)
         if journal:
             self._journaled = True
@@ -180,6 +195,8 @@ class Changes:
             self.dd.scratch(_LEGACY).unlink()
         self.paths.clear()
         self.appended.clear()
+        self._own.clear()
+        self._taken = {}
         self.commit_intent = None
         self._move = None
         self._journaled = False
