@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -43,6 +44,7 @@ class Move(NamedTuple):
 class Changes:
     def __init__(self, dd: DataDir) -> None:
         self.dd = dd
+        self.started = time.time()  # after the beat lock: any record killed before is dead
         self.paths: set[str] = set()  # every path this record touches
         self.appended: dict[str, list[str]] = {}  # path -> lines appended, in order
         self.recovered: list[str] = []  # paths taken over from a killed record
