@@ -28,7 +28,13 @@ from typing import Any, NamedTuple
 
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
-from looopbot.fsutil import append_line, read_bytes_or_none, tail_lines, write_atomic
+from looopbot.fsutil import (
+    append_line,
+    drop_dead_temp_files,
+    read_bytes_or_none,
+    tail_lines,
+    write_atomic,
+)
 
 PENDING = "pending.json"
 _LEGACY = "pending"  # a plain list of paths, written by looopbot 0.1
@@ -74,6 +80,7 @@ class Changes:
 
         The commit intent is kept on `commit_intent` for the commit step, which decides
         under the index lock whether that commit landed."""
+        drop_dead_temp_files(self.dd.meta)  # e.g. a pending record half-written by a kill
         doc = _read(self.dd)
         if doc is None:
             return
