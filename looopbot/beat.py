@@ -27,7 +27,7 @@ from looopbot.fsutil import write_atomic
 from looopbot.redact import redactor
 from looopbot.runs import new_run_id
 from looopbot.state import State
-from looopbot.world import World, desired_hash, wake_signal, world_hash
+from looopbot.world import World, desired_hash, signal_digest, wake_signal, world_hash
 
 if TYPE_CHECKING:
     from looopbot.decide import Decided
@@ -150,6 +150,8 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
             state = next_state(
                 state, config, decided, before=world, after=after, now=now, goal_acted=goal_acted
             )
+            if after is not None:
+                state = state._replace(streaks=_as_decided(state.streaks, after.signals))
             outcome = "failed" if decided.error is not None else "decided"
             world = after or world
     if decided is not None:
@@ -202,6 +204,18 @@ def _streaks(dd: DataDir, state: State, world: World) -> tuple[State, bool]:
     if {name: d for name, (d, _n) in streaks.items()} == digests:
         return state, False
     return state._replace(streaks=streaks), True
+
+
+def _as_decided(
+    streaks: Mapping[str, tuple[str, int]], signals: Mapping[str, Any]
+) -> dict[str, tuple[str, int]]:
+    """The streaks with the digests of the world the move left, counts kept: the move's own
+    doing (the worker it started) is no change of a signal — else the next quiet beat would
+    count it, and commit the state file for it."""
+    return {
+        name: (signal_digest(sig), streaks[name][1] if name in streaks else 0)
+        for name, sig in sorted(signals.items())
+    }
 
 
 def _last_beat(dd: DataDir) -> dict[str, Any]:

@@ -8,7 +8,9 @@ killed with -9 at any point leaves that file behind, and the next record takes i
 - a commit that did land is finished (its index update) and forgotten;
 - otherwise its paths and lines go into the next commit, so no journal line is lost or
   doubled and no stray bot edit lingers as if it were the user's;
-- a move that started but never reached the journal is journaled as interrupted.
+- a move that started but never reached the journal is journaled as interrupted — and stays
+  on record until its line is written, so a second kill (of the record that took it over)
+  neither loses nor doubles it.
 
 Appended lines are committed as HEAD's version of the file plus the lines, never the working
 file: a human's uncommitted journal lines are not swept into a bot commit.
@@ -19,12 +21,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from looopbot.datadir import DataDir
-from looopbot.fsutil import append_line, read_bytes_or_none, tail_lines, write_atomic
+from looopbot.errors import LooopbotError
+from looopbot.fsutil import (
+    append_line,
+    drop_dead_temp_files,
+    read_bytes_or_none,
+    tail_lines,
+    write_atomic,
+)
 
 PENDING = "pending.json"
 _LEGACY = "pending"  # a plain list of paths, written by looopbot 0.1
@@ -40,42 +50,26 @@ class Move(NamedTuple):
 class Changes:
     def __init__(self, dd: DataDir) -> None:
         self.dd = dd
-        # What this record writes, and what it took over from a killed one (kept apart, so
-        # a killed record's commit found to have landed is forgotten without this one's).
-        self._own: set[str] = set()
-        self._own_lines: dict[str, list[str]] = {}
-        self._taken: set[str] = set()
-        self._taken_lines: dict[str, list[str]] = {}
-        self.interrupted: Move | None = None  # a killed record's move that was never journaled
+        self.started = time.time()  # after the beat lock: any record killed before is dead
+        self.paths: set[str] = set()  # every path this record touches
+        self.appended: dict[str, list[str]] = {}  # path -> lines appended, in order
+        self.recovered: list[str] = []  # paths taken over from a killed record
+        self.interrupted: list[Move] = []  # killed records' moves not yet journaled
         self.commit_intent: dict[str, Any] | None = None  # a killed record's commit in flight
+        self._own: set[str] = set()  # the paths this record itself touched
+        self._taken: dict[str, int] = {}  # path -> how many of `appended` were taken over
         self._move: Move | None = None
         self._journaled = False
-
-    @property
-    def paths(self) -> set[str]:
-        """Every path this record commits."""
-        return self._own | self._taken
-
-    @property
-    def recovered(self) -> list[str]:
-        """The paths taken over from a killed record, sorted."""
-        return sorted(self._taken)
-
-    def lines(self, rel: str) -> list[str] | None:
-        """The lines appended to `rel` (a killed record's first), or None if none were."""
-        if rel not in self._own_lines and rel not in self._taken_lines:
-            return None
-        return [*self._taken_lines.get(rel, ()), *self._own_lines.get(rel, ())]
 
     # --- the write-ahead file ---------------------------------------------------------
 
     def _save(self) -> None:
-        appended = {rel: self.lines(rel) for rel in {*self._own_lines, *self._taken_lines}}
         doc = {
             "v": 2,
             "paths": sorted(self.paths),
-            "appended": appended,
+            "appended": self.appended,
             "move": list(self._move) if self._move else None,
+            "interrupted": [list(m) for m in self.interrupted],
             "journaled": self._journaled,
             "commit": self.commit_intent,
         }
@@ -89,29 +83,41 @@ class Changes:
 
         The commit intent is kept on `commit_intent` for the commit step, which decides
         under the index lock whether that commit landed."""
+        drop_dead_temp_files(self.dd.meta)  # e.g. a pending record half-written by a kill
         doc = _read(self.dd)
         if doc is None:
             return
-        self._taken.update(doc["paths"])
+        self.paths.update(doc["paths"])
         for rel, lines in doc["appended"].items():
-            self._taken_lines.setdefault(rel, []).extend(lines)
-            self._taken.add(rel)
+            self.appended.setdefault(rel, []).extend(lines)
+            self._taken[rel] = len(lines)
+            self.paths.add(rel)
+        self.recovered = sorted(self.paths)
         self.commit_intent = doc["commit"]
+        self.interrupted = [Move(str(m[0]), str(m[1])) for m in doc["interrupted"]]
         move = doc["move"]
         if move is not None and not doc["journaled"]:
-            self.interrupted = Move(str(move[0]), str(move[1]))
-        for rel in self._taken:
+            self.interrupted.append(Move(str(move[0]), str(move[1])))
+        for rel in self.recovered:
             _drop_temp_files(self.dd.path(rel))
-        for rel, lines in self._taken_lines.items():
+        for rel, lines in self.appended.items():
             _restore_lines(self.dd.path(rel), lines)
 
     def landed(self) -> None:
-        """The killed record's commit is in HEAD: what was taken over from it is committed."""
-        self._taken.clear()
-        self._taken_lines.clear()
-        self.interrupted = None
+        """The killed record's commit is in HEAD: its paths and lines are committed. What
+        this record wrote itself is still to commit, and stays on record until it is."""
+        for rel, n in self._taken.items():
+            mine = self.appended.get(rel, [])[n:]
+            if mine:
+                self.appended[rel] = mine
+            else:
+                self.appended.pop(rel, None)
+        self._taken = {}
+        self.paths = set(self._own)
+        self.recovered = []
+        self.interrupted = []
         self.commit_intent = None
-        if self._own or self._move:
+        if self.paths:
             self._save()
         else:
             with contextlib.suppress(FileNotFoundError):
@@ -120,21 +126,11 @@ class Changes:
     # --- writing ----------------------------------------------------------------------
 
     def _intend(self, *rels: str) -> None:
-        new = [r for r in rels if r not in self.paths]
         self._own.update(rels)
+        new = [r for r in rels if r not in self.paths]
+        self.paths.update(rels)
         if new:
             self._save()
-
-    def write_all(self, files: dict[str, bytes]) -> list[str]:
-        """Write each file whose content differs, listed ahead in one go (one durable write
-        of the record, not one per file); the paths written."""
-        changed = [
-            rel for rel, raw in files.items() if read_bytes_or_none(self.dd.path(rel)) != raw
-        ]
-        self._intend(*changed)
-        for rel in changed:
-            write_atomic(self.dd.path(rel), files[rel])
-        return changed
 
     def write(self, rel: str, data: str | bytes, mode: int | None = None) -> bool:
         """Write the file if its content differs; True when it did."""
@@ -146,11 +142,25 @@ class Changes:
         write_atomic(full, raw, mode)
         return True
 
+    def write_all(self, files: dict[str, bytes]) -> list[str]:
+        """Write each file whose content differs, listed ahead in one go (one write of the
+        record, not one per file); the paths written."""
+        changed = [r for r, raw in files.items() if read_bytes_or_none(self.dd.path(r)) != raw]
+        self._intend(*changed)
+        for rel in changed:
+            write_atomic(self.dd.path(rel), files[rel])
+        return changed
+
+    def lines(self, rel: str) -> list[str] | None:
+        """The lines appended to `rel` (a killed record's first), or None if none were."""
+        return self.appended.get(rel)
+
     def append(self, rel: str, line: str, *, journal: bool = False) -> None:
         """Append one line; `journal` marks it as the line that journals the current move."""
         line = line.rstrip("\n")
+        self.paths.add(rel)
         self._own.add(rel)
-        self._own_lines.setdefault(rel, []).append(line)
+        self.appended.setdefault(rel, []).append(line)
         if journal:
             self._journaled = True
         self._save()  # the line is ours before it is in the file
@@ -178,7 +188,13 @@ class Changes:
         self._move = move
         self._journaled = False
         self._save()
-        yield
+        try:
+            yield
+        except LooopbotError:
+            # Refused (or failed) with a message its caller reports: not interrupted.
+            self._move = None
+            self._save()
+            raise
 
     def committing(self, intent: dict[str, Any]) -> None:
         """Just before HEAD moves: the commit being made (its ref, old and new ids, trees)."""
@@ -188,7 +204,7 @@ class Changes:
     def content(self, rel: str, head: bytes | None) -> bytes | None:
         """What the commit holds for `rel`, given HEAD's blob: appended lines go on top of
         HEAD's version; any other path is committed as it is on disk (None: removed)."""
-        lines = self.lines(rel)
+        lines = self.appended.get(rel)
         if lines is not None:
             base = head or b""
             if base and not base.endswith(b"\n"):
@@ -202,10 +218,10 @@ class Changes:
             self.dd.scratch(PENDING).unlink()
         with contextlib.suppress(FileNotFoundError):
             self.dd.scratch(_LEGACY).unlink()
+        self.paths.clear()
+        self.appended.clear()
         self._own.clear()
-        self._own_lines.clear()
-        self._taken.clear()
-        self._taken_lines.clear()
+        self._taken = {}
         self.commit_intent = None
         self._move = None
         self._journaled = False
@@ -225,6 +241,7 @@ def _read(dd: DataDir) -> dict[str, Any] | None:
     paths = doc.get("paths")
     appended = doc.get("appended")
     move = doc.get("move")
+    interrupted = doc.get("interrupted")
     commit = doc.get("commit")
     return {
         "paths": [p for p in paths if _safe(p)] if isinstance(paths, list) else [],
@@ -235,10 +252,17 @@ def _read(dd: DataDir) -> dict[str, Any] | None:
         }
         if isinstance(appended, dict)
         else {},
-        "move": move if isinstance(move, list) and len(move) == 2 else None,
+        "move": move if _is_move(move) else None,
+        "interrupted": [m for m in interrupted if _is_move(m)]
+        if isinstance(interrupted, list)
+        else [],
         "journaled": doc.get("journaled") is True,
         "commit": commit if isinstance(commit, dict) else None,
     }
+
+
+def _is_move(raw: object) -> bool:
+    return isinstance(raw, list) and len(raw) == 2
 
 
 def _loads(raw: bytes) -> Any:

@@ -89,7 +89,8 @@ def decide_and_act(
     if error is None:
         try:
             decision = parse_decision(ran.decision, config.limits.allowed_actions)
-            with changes.executing(Move(decision.name, scrub(summary(decision)))):
+            said = decision.journal or summary(decision)  # the line the move will journal
+            with changes.executing(Move(decision.name, scrub(said))):
                 acted = execute(dd, config, decision, changes, scrub)
         except (BadDecision, LooopbotError) as exc:
             error = exc.message

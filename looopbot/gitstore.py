@@ -298,9 +298,14 @@ def _finish_interrupted(dd: DataDir, repo: Repo, gitdir: Path, changes: Changes)
     lock = Path(os.fsdecode(repo.refs.refpath(ref)) + ".lock")  # type: ignore[attr-defined]
     with contextlib.suppress(OSError):
         held = lock.read_bytes().strip()
-        # Holding the id we meant to write, it is ours; empty, it may be anyone's for an
-        # instant, so only an old one goes.
-        if held == new or (held == b"" and time.time() - lock.stat().st_mtime > STALE_LOCK_S):
+        # Holding the id we meant to write, it is ours; empty (dulwich buffers the id until it
+        # closes the lock), it may be anyone's for an instant, so only one made before this
+        # record began (by the record it takes over, dead: we hold the lock it held) or an
+        # old one goes.
+        mtime = lock.stat().st_mtime
+        if held == new or (
+            held == b"" and (mtime < changes.started or time.time() - mtime > STALE_LOCK_S)
+        ):
             lock.unlink()
     head = repo.refs.follow(ref)[1]
     if head == new:

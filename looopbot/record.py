@@ -71,10 +71,11 @@ def record(
 ) -> str | None:
     """Journal, state and commit; returns the commit id (None: nothing changed)."""
     scrub = redactor()
-    if changes.interrupted is not None:
-        action, summary = changes.interrupted
-        text = f"interrupted: {action} {summary} — it may have run"
-        changes.append(JOURNAL, format_line(scrub(text), now))
+    while changes.interrupted:
+        # Off the record in the same write that puts its line on: killed in between, the
+        # next record finds one or the other, never both nor neither.
+        move = changes.interrupted.pop(0)
+        changes.append(JOURNAL, format_line(scrub(interrupted(move)), now))
     for note in notes:
         changes.append(JOURNAL, format_line(scrub(note), now))
     if entry.journal is not None:
@@ -96,7 +97,39 @@ def record(
     )
     head = entry.head or entry.outcome
     msg = message(f"looopbot: {head} · {scrub(entry.subject)}", trailers)
+    if changes.recovered or changes.commit_intent is not None:
+        _drop_abandoned_object_locks(dd, changes.started)
     return commit_changes(dd, changes, msg, author_identity(config.author))
+
+
+def interrupted(move: Move) -> str:
+    """The journal text of a move a killed record started and never journaled: the line the
+    move would have written (its journal text, else its summary), named by its action."""
+    said = move.summary if move.summary.startswith(move.action) else f"{move.action} {move.summary}"
+    return f"interrupted: {said} — it may have run"
+
+
+def _drop_abandoned_object_locks(dd: DataDir, before: float) -> None:
+    """dulwich writes each loose object through `objects/xx/<sha>.lock`; a record killed
+    mid-write leaves one, which git reports as garbage (`git count-objects -v`) and which
+    only a write of that very object would clear. Called when this record takes a killed
+    one over, for locks older than this record: that record's (we hold the beat lock it
+    held). A live writer — a claim — holds one only for the moment of one write."""
+    from looopbot.gitstate import git_dir
+
+    if dd.repo_root is None:
+        return
+    gitdir = git_dir(dd.repo_root)
+    common = gitdir / "commondir"  # a linked worktree shares its main repo's objects
+    if common.is_file():
+        gitdir = (gitdir / common.read_text().strip()).resolve()
+    for lock in (gitdir / "objects").glob("[0-9a-f][0-9a-f]/*.lock"):
+        sha = lock.name[: -len(".lock")]
+        if len(sha) != 38 or any(c not in "0123456789abcdef" for c in sha):
+            continue
+        with contextlib.suppress(OSError):
+            if lock.stat().st_mtime < before:
+                lock.unlink()
 
 
 __all__ = ["Changes", "Entry", "Move", "meter", "record", "start"]

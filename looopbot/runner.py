@@ -14,7 +14,7 @@ from looopbot import proc, runs
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.extract import find_decision, read_cost, runner_errors
-from looopbot.fsutil import write_atomic
+from looopbot.fsutil import drop_dead_temp_files, write_atomic
 from looopbot.text import one_line
 
 STDOUT_LIMIT = 64 * 1024 * 1024
@@ -62,6 +62,8 @@ def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
     run_dir = dd.runs / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.prune(dd, config.limits.runs_keep, run_id)
+    for kept in dd.runs.iterdir():  # a beat killed writing its prompt or decision left one
+        drop_dead_temp_files(kept)
     write_atomic(run_dir / "prompt.md", prompt)
     runner = config.runner
     try:
