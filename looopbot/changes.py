@@ -144,11 +144,12 @@ class Changes:
 
     def write_all(self, files: dict[str, bytes]) -> list[str]:
         """Write each file whose content differs, listed ahead in one go (one write of the
-        record, not one per file); the paths written."""
+        record, not one per file); the paths written. For files the next beat re-derives
+        (snapshots): atomic, not fsynced."""
         changed = [r for r, raw in files.items() if read_bytes_or_none(self.dd.path(r)) != raw]
         self._intend(*changed)
         for rel in changed:
-            write_atomic(self.dd.path(rel), files[rel])
+            write_atomic(self.dd.path(rel), files[rel], durable=False)
         return changed
 
     def lines(self, rel: str) -> list[str] | None:

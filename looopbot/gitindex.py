@@ -120,13 +120,15 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
-    """The index's stage-0 entries for `paths`; a conflicted path maps to None.
+CONFLICT = "conflict"  # the user's merge conflict: stages above 0
+INTENT_TO_ADD = "intent-to-add"  # `git add -N`: stages nothing yet
 
-    An intent-to-add entry (`git add -N`) is left out: it stages nothing, so like a missing
-    entry it stands for "not in HEAD" — kept, it would read as a staged deletion of the
-    file once the bot commits it, and the human's next `git commit` would delete it."""
-    found: dict[str, Entry | None] = {}
+
+def index_state(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | str]:
+    """The index's entry for each of `paths` that has one: its stage-0 Entry, CONFLICT or
+    INTENT_TO_ADD. One `git ls-files`, which honours split indexes, version 4 and sparse
+    directories."""
+    found: dict[str, Entry | str] = {}
     # --debug follows each "<mode> <sha> <stage>\t<path>\0" with indented lines, the last
     # one ending in "flags: <hex>" (the in-core entry flags).
     raw = gitcli.run(repo_root, "ls-files", "--stage", "--debug", "-z", "--", *paths).stdout
@@ -138,14 +140,29 @@ def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
             record = record.partition(b"\n")[2]
         meta, _, name = record.partition(b"\t")
         path = os.fsdecode(name)
-        if path not in wanted or _intent_to_add(records[i + 1]):
+        if path not in wanted:
             continue
         mode, sha, stage = meta.split(b" ")
         if stage != b"0" or path in found:
-            found[path] = None  # the user's merge conflict: theirs to resolve
-            continue
-        found[path] = Entry(int(mode, 8), sha.decode())
+            found[path] = CONFLICT
+        elif _intent_to_add(records[i + 1]):
+            found[path] = INTENT_TO_ADD
+        else:
+            found[path] = Entry(int(mode, 8), sha.decode())
     return found
+
+
+def _entries(repo_root: Path, paths: Sequence[str]) -> dict[str, Entry | None]:
+    """The index's stage-0 entries for `paths`; a conflicted path maps to None.
+
+    An intent-to-add entry (`git add -N`) is left out: it stages nothing, so like a missing
+    entry it stands for "not in HEAD" — kept, it would read as a staged deletion of the
+    file once the bot commits it, and the human's next `git commit` would delete it."""
+    return {
+        path: (entry if isinstance(entry, Entry) else None)
+        for path, entry in index_state(repo_root, paths).items()
+        if entry != INTENT_TO_ADD
+    }
 
 
 def _intent_to_add(debug: bytes) -> bool:
