@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot import proc
 from looopbot.actions import (
@@ -36,8 +35,7 @@ from looopbot.worktree_state import refuse_uncommitted
 SHELL_TAIL = 2048
 
 
-@dataclass(frozen=True)
-class Acted:
+class Acted(NamedTuple):
     """What executing the action left for the record."""
 
     error: str | None = None

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot.config import ACTIONS
 from looopbot.errors import LooopbotError
@@ -26,65 +25,54 @@ KEYS = ("Enter", "Tab", "Escape", "Up", "Down", "C-c", "C-d")
 WORKER_ACTIONS = ("start_worker", "steer_session", "send_key", "restart_session")
 
 
-@dataclass(frozen=True)
-class Noop:
+class Noop(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True)
-class RunShell:
+class RunShell(NamedTuple):
     cmd: str
     reason: str
 
 
-@dataclass(frozen=True)
-class WriteGoal:
+class WriteGoal(NamedTuple):
     id: str
     body: str
 
 
-@dataclass(frozen=True)
-class ArchiveGoal:
+class ArchiveGoal(NamedTuple):
     id: str
 
 
-@dataclass(frozen=True)
-class WriteSensor:
+class WriteSensor(NamedTuple):
     name: str
     script: str
 
 
-@dataclass(frozen=True)
-class WritePlaybook:
+class WritePlaybook(NamedTuple):
     body: str
 
 
-@dataclass(frozen=True)
-class StartWorker:
+class StartWorker(NamedTuple):
     id: str
     prompt: str
     verify: str | None = None
 
 
-@dataclass(frozen=True)
-class SteerSession:
+class SteerSession(NamedTuple):
     id: str
     input: str
 
 
-@dataclass(frozen=True)
-class SendKey:
+class SendKey(NamedTuple):
     id: str
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class RestartSession:
+class RestartSession(NamedTuple):
     id: str
 
 
-@dataclass(frozen=True)
-class SendNotification:
+class SendNotification(NamedTuple):
     message: str
     id: str | None = None
 
@@ -132,8 +120,7 @@ if tuple(_SCHEMA) != ACTIONS:
     raise RuntimeError("actions._SCHEMA and config.ACTIONS disagree")
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     action: Action
     name: str
     journal: str | None = None
@@ -285,4 +272,4 @@ def _kind(value: Any) -> str:
 
 
 def as_fields(action: Action) -> Mapping[str, Any]:
-    return {k: v for k, v in vars(action).items() if v is not None}
+    return {k: v for k, v in action._asdict().items() if v is not None}

@@ -10,7 +10,6 @@ cache is only an accelerator (a stale or broken cache is re-derived from the fil
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import json
 import math
@@ -439,6 +438,8 @@ def unknown_env(env: Mapping[str, str]) -> list[str]:
     for name in sorted(env):
         if not name.upper().startswith(_ENV_PREFIX) or name in ENV_NAMES:
             continue
+        import difflib  # only for a typo: an unchanged beat must not pay for it
+
         close = difflib.get_close_matches(name.upper(), sorted(ENV_NAMES), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         out.append(f"unknown environment variable {name}{hint}")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot.actions import ACTION_NAMES, WORKER_ACTIONS, catalogue
 from looopbot.text import age
@@ -21,8 +20,7 @@ GOAL_CAP = 8 * 1024
 PROMPT_CAP = 256 * 1024
 
 
-@dataclass(frozen=True)
-class PromptInput:
+class PromptInput(NamedTuple):
     playbook: str
     goals: Sequence[tuple[str, str]]  # (id, body), sorted by id
     snapshots: Sequence[tuple[str, Any]]  # (name, value), sorted by name
@@ -34,7 +32,7 @@ class PromptInput:
     shell: Mapping[str, Any] | None = None
     flapping: Sequence[str] = ()
     journal: Sequence[str] = ()
-    goal_acted: Mapping[str, float | None] = field(default_factory=dict)
+    goal_acted: Mapping[str, float | None] = {}  # never mutated
     # This run's decision file (data-dir relative); empty when no run is under way.
     decision_file: str = ""
 

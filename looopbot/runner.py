@@ -6,9 +6,8 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from looopbot import proc, runs
 from looopbot.config import Config
@@ -20,8 +19,7 @@ from looopbot.text import one_line
 STDOUT_LIMIT = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Ran:
+class Ran(NamedTuple):
     """What one runner call produced: a decision object, or the reason there is none."""
 
     decision: dict[str, Any] | None
