@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 
@@ -53,6 +52,8 @@ def prune(dd: DataDir, keep: int, current: str) -> None:
             aged.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
         except FileNotFoundError:
             continue  # removed meanwhile
+    import shutil  # only when there are runs to prune: not on an unchanged beat
+
     aged.sort()
     for _, name in aged[: max(0, len(aged) - max(0, places))]:
         # Scratch: a folder that cannot go now is simply tried again after the next run.
