@@ -28,6 +28,7 @@ from looopbot.changes import Changes
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
+from looopbot.redact import MARGIN, tail
 from looopbot.shell import denied
 from looopbot.text import quote
 from looopbot.worktree_state import refuse_uncommitted
@@ -133,12 +134,13 @@ def run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]
             env=proc.child_env({"LOOOPBOT_DATA_DIR": str(dd.root)}),
             timeout=config.limits.shell_timeout,
             merge_stderr=True,
-            stdout_tail=SHELL_TAIL,
+            stdout_tail=SHELL_TAIL + MARGIN,  # redacted before it is cut to SHELL_TAIL
         )
     )
-    output = scrub(result.stdout.decode("utf-8", errors="replace"))
-    if result.stdout_bytes > len(result.stdout):
-        output = f"[… {result.stdout_bytes - len(result.stdout)} earlier bytes cut …]\n" + output
+    output = tail(result.stdout, SHELL_TAIL, scrub)
+    cut = result.stdout_bytes - len(output.encode())
+    if cut > 0:
+        output = f"[… {cut} earlier bytes cut …]\n" + output
     code = 124 if result.timed_out else result.exit_code
     record = {"cmd": scrub(cmd), "exit_code": code, "output": output}
     if result.spawn_error is not None:

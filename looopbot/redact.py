@@ -61,3 +61,21 @@ def redact_value(value: Any, scrub: Callable[[str], str]) -> Any:
         text = json.dumps(value)
         return value if scrub(text) == text else MARK
     return value
+
+
+# Output is kept as a head or a tail of N bytes. Cut first and redacted after, a secret
+# straddling the cut leaves a piece of itself behind; so read this much more, redact, and
+# only then cut. Real secrets and token shapes are far shorter.
+MARGIN = 1024
+
+
+def head(data: bytes, keep: int, scrub: Callable[[str], str]) -> str:
+    """The first `keep` characters of `data` (read `keep` + MARGIN bytes), redacted first."""
+    return scrub(data[: keep + MARGIN].decode("utf-8", errors="replace"))[:keep]
+
+
+def tail(data: bytes, keep: int, scrub: Callable[[str], str]) -> str:
+    """The last `keep` characters of `data` (the caller kept `keep` + MARGIN bytes),
+    redacted first."""
+    text = scrub(data[-(keep + MARGIN) :].decode("utf-8", errors="replace"))
+    return text[-keep:] if keep else ""

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import signal as _signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,7 +21,7 @@ from looopbot.config import Limits
 from looopbot.datadir import DataDir
 from looopbot.fsutil import read_bytes_or_none, write_atomic
 from looopbot.ids import is_valid_id
-from looopbot.redact import redact_value, redactor
+from looopbot.redact import MARGIN, head, redact_value, redactor, tail
 
 _INTERVAL_RE = re.compile(rb"#\s*looopbot:interval=(\d+(?:\.\d+)?)")
 TAIL = 1024
@@ -66,14 +66,16 @@ def discover(dd: DataDir) -> list[Sensor]:
     return found
 
 
-def error_snapshot(result: proc.Result, limits: Limits) -> dict[str, Any] | None:
+def error_snapshot(
+    result: proc.Result, limits: Limits, scrub: Callable[[str], str] = str
+) -> dict[str, Any] | None:
     """The stable error object for a failed run, or None when the run succeeded."""
     if result.too_large:
         return {
             "signal": {"error": "too-large", "cap": limits.sensor_max_bytes},
             "detail": {"bytes": result.stdout_bytes},
         }
-    stderr = result.stderr[-TAIL:].decode("utf-8", errors="replace")
+    stderr = tail(result.stderr, TAIL, scrub)
     if result.spawn_error is not None:
         return {
             "signal": {"error": True, "exit_code": 126},
@@ -101,15 +103,17 @@ def error_snapshot(result: proc.Result, limits: Limits) -> dict[str, Any] | None
     return None
 
 
-def parse_output(result: proc.Result, limits: Limits) -> Any:
-    failed = error_snapshot(result, limits)
+def parse_output(result: proc.Result, limits: Limits, scrub: Callable[[str], str] = str) -> Any:
+    failed = error_snapshot(result, limits, scrub)
     if failed is not None:
         return failed
     try:
         return json.loads(result.stdout.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        head = result.stdout[:TAIL].decode("utf-8", errors="replace")
-        return {"signal": {"error": "invalid-json"}, "detail": {"stdout": head}}
+        return {
+            "signal": {"error": "invalid-json"},
+            "detail": {"stdout": head(result.stdout, TAIL, scrub)},
+        }
 
 
 def run_sensors(
@@ -146,13 +150,13 @@ def run_sensors(
             env=env,
             timeout=limits.sensor_timeout,
             stdout_limit=limits.sensor_max_bytes,
-            stderr_tail=TAIL,
+            stderr_tail=TAIL + MARGIN,  # redacted before it is cut to TAIL
         )
         for s in due
     ]
     scrub = redactor()
     for s, result in zip(due, proc.run_many(specs, limits.sensor_concurrency), strict=True):
-        values[s.name] = redact_value(parse_output(result, limits), scrub)
+        values[s.name] = redact_value(parse_output(result, limits, scrub), scrub)
         sensed[s.name] = {"at": now, "sha": s.sha}
     # Only sensors with an interval need to remember when they last ran.
     if honour_interval and any(s.interval for s in due):

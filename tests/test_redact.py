@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from looopbot.redact import MARK, redact, redact_value, redactor
+from looopbot.redact import MARK, head, redact, redact_value, redactor, tail
 
 GHP = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 PAT = "github_pat_" + "11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"
@@ -163,3 +163,23 @@ def test_redact_is_idempotent(text: str, secret: str) -> None:
     once = scrub(text + secret + text)
     assert secret not in once
     assert scrub(once) == once
+
+
+SECRET = "s3cr3t-value-of-forty-characters-abcdefg"
+
+
+@pytest.mark.parametrize("at", range(-len(SECRET), 1))
+def test_a_tail_cut_through_a_secret_leaves_none_of_it(at: int) -> None:
+    # The secret ends `at` characters before the cut point of a 1024-character tail.
+    text = ("x" * 5000 + SECRET + "y" * (1024 + at)).encode()
+    shown = tail(text, 1024, redactor({"API_TOKEN": SECRET}))
+    assert len(shown) == 1024
+    assert not any(SECRET[i : i + 8] in shown for i in range(len(SECRET) - 7))
+
+
+@pytest.mark.parametrize("at", range(0, len(SECRET) + 1))
+def test_a_head_cut_through_a_secret_leaves_none_of_it(at: int) -> None:
+    text = ("x" * (1024 - at) + SECRET + "y" * 5000).encode()
+    shown = head(text, 1024, redactor({"API_TOKEN": SECRET}))
+    assert len(shown) == 1024
+    assert not any(SECRET[i : i + 8] in shown for i in range(len(SECRET) - 7))

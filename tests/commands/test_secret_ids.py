@@ -120,3 +120,31 @@ def test_the_command_line_refuses_an_id_holding_a_secret(repo: Repo, args: list[
     assert not (repo.root / ".looopbot/workers").exists()
     assert not (repo.root / ".looopbot/worktrees").exists()
     assert_nowhere(repo, r, SECRET, LONG)
+
+
+def test_output_cut_to_a_tail_or_head_never_keeps_a_piece_of_a_secret(repo: Repo) -> None:
+    """A sensor's stderr tail, an invalid-JSON sensor's head and run_shell's output tail
+    are each cut through the secret; no piece of it reaches a snapshot, the state or git."""
+    secret = "hunter2hunter2hunter2hunter2xyz"
+    env = {"MY_API_TOKEN": secret}
+    half = len(secret) // 2
+    # stderr's last 1024 characters start in the middle of the secret; stdout's first
+    # 1024 end in the middle of another copy.
+    repo.sensor(
+        "noisy",
+        "#!/usr/bin/env bash\n"
+        f"printf '%s' \"$MY_API_TOKEN\" >&2; printf 'e%.0s' $(seq {1024 - half}) >&2\n"
+        f"printf 'o%.0s' $(seq {1024 - half}); printf '%s' \"$MY_API_TOKEN\"\n",
+    )
+    repo.decide(
+        {
+            "action": "run_shell",
+            "cmd": f'printf "%s" "$MY_API_TOKEN"; printf "z%.0s" $(seq {2048 - half})',
+            "reason": "show the tail",
+        }
+    )
+    assert repo.tick(env=env).code == 0
+    snapshot = repo.read("snapshots/sensor-noisy.json")
+    everything = snapshot + repo.read(".looopbot/state.json") + repo.git("log", "-p", "--all")
+    pieces = [secret[i : i + 8] for i in range(len(secret) - 7)]
+    assert not [p for p in pieces if p in everything]
