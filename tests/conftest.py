@@ -276,3 +276,15 @@ def wait_lines(path: Path, n: int, within: float = 30) -> list[str]:
             return lines
         time.sleep(0.02)
     raise AssertionError(f"{path} never got {n} line(s)")
+
+
+def fsck(root: Path) -> None:
+    """`git fsck --full` is clean: no corrupt or missing object, no broken ref."""
+    r = subprocess.run(
+        ["git", "fsck", "--full", "--no-dangling", "--no-progress"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr

@@ -15,21 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import Repo
+from conftest import Repo, fsck
 
 from looopbot.gitindex import LOCK_WAIT_S
 from looopbot.workers import identity
-
-
-def fsck(root: Path) -> None:
-    r = subprocess.run(
-        ["git", "fsck", "--no-dangling", "--no-progress"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
 def timed_tick(repo: Repo, *args: str) -> tuple[int, str, str, float]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BIN, FAKE_RUNNER, NOOP, Repo, Run, end_workers, git, make_repo, task
+from conftest import BIN, FAKE_RUNNER, NOOP, Repo, Run, end_workers, fsck, git, make_repo, task
 
 # A sensor whose reading moves every beat, so every beat commits a snapshot too.
 COUNTING_SENSOR = """#!/usr/bin/env bash
@@ -31,17 +31,6 @@ NEW_SENSOR = '#!/usr/bin/env bash\necho \'{"signal": "steady"}\'\n'
 
 def fake_env(tmp_path: Path) -> dict[str, str]:
     return {"FAKE_RUNNER_DIR": str(tmp_path / "fake"), "LOOOPBOT_TICK_COMMAND": FAKE_RUNNER}
-
-
-def fsck(root: Path) -> None:
-    r = subprocess.run(
-        ["git", "fsck", "--no-dangling", "--no-progress"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
 def changed_paths(root: Path, rev: str = "HEAD") -> set[str]:
