@@ -6,6 +6,11 @@ import contextlib
 import os
 from pathlib import Path
 
+# File times come from a coarse kernel clock that runs up to a tick (≤ 10 ms) behind
+# time.time(): a file made just after a moment can look older than it. Comparisons of a
+# file's age with "when this record began" allow this much.
+COARSE_CLOCK_S = 0.05
+
 
 def write_atomic(
     path: Path, data: str | bytes, mode: int | None = None, *, durable: bool = True

@@ -24,6 +24,7 @@ from looopbot import gitindex
 from looopbot.changes import Changes
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
+from looopbot.fsutil import COARSE_CLOCK_S
 from looopbot.gitstate import check_committable, git_dir
 
 T = TypeVar("T")
@@ -307,7 +308,8 @@ def _finish_interrupted(dd: DataDir, repo: Repo, gitdir: Path, changes: Changes)
         # old one goes.
         mtime = lock.stat().st_mtime
         if held == new or (
-            held == b"" and (mtime < changes.started or time.time() - mtime > STALE_LOCK_S)
+            held == b""
+            and (mtime < changes.started - COARSE_CLOCK_S or time.time() - mtime > STALE_LOCK_S)
         ):
             lock.unlink()
     head = repo.refs.follow(ref)[1]

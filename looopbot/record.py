@@ -16,6 +16,7 @@ from typing import NamedTuple
 from looopbot.changes import Changes, Move
 from looopbot.config import Config
 from looopbot.datadir import DataDir
+from looopbot.fsutil import COARSE_CLOCK_S
 from looopbot.journal import format_line
 from looopbot.ledger import Row
 from looopbot.redact import redactor
@@ -98,7 +99,8 @@ def record(
     head = entry.head or entry.outcome
     msg = message(f"looopbot: {head} · {scrub(entry.subject)}", trailers)
     if changes.recovered or changes.commit_intent is not None:
-        _drop_abandoned_object_locks(dd, changes.started)
+        # A killed record died before this one could even start Python (tens of ms).
+        _drop_abandoned_object_locks(dd, changes.started - COARSE_CLOCK_S)
     return commit_changes(dd, changes, msg, author_identity(config.author))
 
 
