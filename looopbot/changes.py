@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from looopbot.fsutil import (
 )
 
 PENDING = "pending.json"
+_MAX_ITEMS = 10_000  # a record lists tens of paths; a bigger file was not written by us
 _LEGACY = "pending"  # a plain list of paths, written by looopbot 0.1
 
 
@@ -125,7 +127,37 @@ class Changes:
 
     # --- writing ----------------------------------------------------------------------
 
+    def _check(self, rel: str) -> None:
+        """Refuse a path that leads out of the data dir through a symlink (a committed
+        `journal.md -> ~/.bashrc` would have us append to it) or is not a regular file."""
+        here = str(self.dd.root)
+        parts = rel.split("/")
+        for i, part in enumerate(parts):
+            here = os.path.join(here, part)
+            try:
+                mode = os.lstat(here).st_mode
+            except FileNotFoundError:
+                return
+            last = i == len(parts) - 1
+            if stat.S_ISLNK(mode) or (not last and not stat.S_ISDIR(mode)):
+                raise LooopbotError(
+                    f"{'/'.join(parts[: i + 1])} is a symlink or not a folder — looopbot writes "
+                    f"{rel} only as a regular file inside the data dir; replace it"
+                )
+            if last and not stat.S_ISREG(mode):
+                raise LooopbotError(f"{rel} is not a regular file — move it away")
+
+    def inside(self, rel: str) -> bool:
+        """Whether `rel` stays inside the data dir (no symlink on the way, or at its end)."""
+        try:
+            self._check(rel)
+        except LooopbotError:
+            return False
+        return True
+
     def _intend(self, *rels: str) -> None:
+        for rel in rels:
+            self._check(rel)
         self._own.update(rels)
         new = [r for r in rels if r not in self.paths]
         self.paths.update(rels)
@@ -146,6 +178,8 @@ class Changes:
         """Write each file whose content differs, listed ahead in one go (one write of the
         record, not one per file); the paths written. For files the next beat re-derives
         (snapshots): atomic, not fsynced."""
+        for rel in files:
+            self._check(rel)
         changed = [r for r, raw in files.items() if read_bytes_or_none(self.dd.path(r)) != raw]
         self._intend(*changed)
         for rel in changed:
@@ -159,6 +193,7 @@ class Changes:
     def append(self, rel: str, line: str, *, journal: bool = False) -> None:
         """Append one line; `journal` marks it as the line that journals the current move."""
         line = line.rstrip("\n")
+        self._check(rel)
         self.paths.add(rel)
         self._own.add(rel)
         self.appended.setdefault(rel, []).append(line)
@@ -245,7 +280,7 @@ def _read(dd: DataDir) -> dict[str, Any] | None:
     interrupted = doc.get("interrupted")
     commit = doc.get("commit")
     return {
-        "paths": [p for p in paths if _safe(p)] if isinstance(paths, list) else [],
+        "paths": [p for p in paths[:_MAX_ITEMS] if _safe(p)] if isinstance(paths, list) else [],
         "appended": {
             k: [line for line in v if isinstance(line, str)]
             for k, v in appended.items()
@@ -273,12 +308,30 @@ def _loads(raw: bytes) -> Any:
         return None
 
 
+# What looopbot itself writes: nothing else is taken from a write-ahead file (it is scratch,
+# but a hand-edited one must not make us commit .git/config, /etc/passwd or a sensor edit).
+_OWN_FILES = frozenset(
+    {
+        "journal.md",
+        "PLAYBOOK.md",
+        "looopbot.yaml",
+        ".gitattributes",
+        ".gitignore",
+        ".looopbot/.gitignore",
+        ".looopbot/state.json",
+        ".looopbot/cost.jsonl",
+    }
+)
+_OWN_DIRS = ("goals/", "sensors/", "snapshots/", "schedules/", "reports/")
+
+
 def _safe(rel: object) -> bool:
-    """A data-dir-relative path we could have written (the file is scratch, but a hand-edited
-    one must not make us commit /etc/passwd)."""
-    if not isinstance(rel, str) or not rel or rel.startswith("/"):
+    """A data-dir-relative path looopbot could have written."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\0" in rel:
         return False
-    return ".." not in rel.split("/") and "\0" not in rel
+    if ".." in rel.split("/") or "//" in rel:
+        return False
+    return rel in _OWN_FILES or rel.startswith(_OWN_DIRS)
 
 
 def _restore_lines(path: Path, lines: list[str]) -> None:

@@ -80,7 +80,8 @@ def decide_and_act(
     changes: Changes,
     scrub: Callable[[str], str],
 ) -> Decided:
-    prompt = build(prompt_input(dd, config, state, world, now, run_id=run_id))
+    # Redacted as a whole: the prompt leaves the machine (goals and readings are untrusted).
+    prompt = scrub(build(prompt_input(dd, config, state, world, now, run_id=run_id)))
     ran = decide(dd, config, prompt, run_id)
     meter(changes, Row(round(now, 3), "tick", run_id, config.runner.name, ran.cost_usd))
     error = ran.error

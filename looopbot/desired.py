@@ -7,6 +7,7 @@ pathlib objects alone would cost more than the rest of an unchanged beat.
 from __future__ import annotations
 
 import os
+import stat
 
 from looopbot.datadir import DataDir
 from looopbot.ids import is_valid_id
@@ -19,7 +20,11 @@ def _goal_entries(dd: DataDir) -> list[tuple[str, str]]:
             found = [
                 (e.name[:-3], e.path)
                 for e in it
-                if e.name.endswith(".md") and is_valid_id(e.name[:-3]) and e.is_file()
+                # Not through a symlink: a goal a pull request links to /proc/self/environ
+                # or ~/.ssh would be read into the prompt.
+                if e.name.endswith(".md")
+                and is_valid_id(e.name[:-3])
+                and e.is_file(follow_symlinks=False)
             ]
     except (FileNotFoundError, NotADirectoryError):
         return []
@@ -32,11 +37,15 @@ def goal_ids(dd: DataDir) -> list[str]:
 
 
 def _read(path: str) -> bytes | None:
+    """A regular file's bytes; None for a missing file, a symlink or anything else."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, OSError):
         return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read()
 
 
 def read(dd: DataDir) -> dict[str, bytes]:

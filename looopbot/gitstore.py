@@ -216,6 +216,8 @@ def _build(
     todo: list[tuple[bytes, int | None, ObjectID | None]] = []
     moves: list[gitindex.Move] = []
     for rel in sorted(changes.paths):
+        if not changes.inside(rel):
+            continue  # never follow a link out of the data dir into a commit
         repo_path = dd.repo_path(rel)
         before = _lookup(repo, old_tree if head is not None else None, repo_path.encode())
         old_blob = store[before[1]] if before is not None else None
@@ -229,9 +231,9 @@ def _build(
             continue
         try:
             st = os.lstat(full)
-            executable = stat.S_ISREG(st.st_mode) and bool(st.st_mode & stat.S_IXUSR)
         except FileNotFoundError:
-            executable = False
+            st = None
+        executable = st is not None and stat.S_ISREG(st.st_mode) and bool(st.st_mode & stat.S_IXUSR)
         blob = Blob.from_string(data)
         _objects(store, partial(store.add_object, blob))
         mode = 0o100755 if executable else 0o100644

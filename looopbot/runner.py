@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -97,12 +98,19 @@ def _read_decision(
     path = run_dir / "decision.json"
     rel = path.relative_to(dd.root)
     try:
-        with open(path, "rb") as f:
-            raw: bytes | None = f.read(DECISION_CAP + 1)
+        # Not through a symlink, and never blocking: a FIFO the runner left would hang the
+        # beat (holding its lock) long after the runner is gone.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        raw = None
-    except IsADirectoryError:
-        return None, f"{rel} is a directory, not a decision"
+        fd = None
+    except OSError:
+        return None, f"{rel} is not a regular file (a symlink, a folder…), not a decision"
+    raw: bytes | None = None
+    if fd is not None:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None, f"{rel} is not a regular file (a FIFO, a device…), not a decision"
+            raw = f.read(DECISION_CAP + 1)
     if raw is None:
         found = find_decision(stdout)
         if found is None:
