@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
-from looopbot import gitindex
+from looopbot import gitcli, gitindex
 from looopbot.changes import Changes
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
@@ -215,13 +215,19 @@ def _build(
         old_tree = base_tree.id
     todo: list[tuple[bytes, int | None, ObjectID | None]] = []
     moves: list[gitindex.Move] = []
+    filtered = _filtered(dd, sorted(changes.paths))
     for rel in sorted(changes.paths):
         if not changes.inside(rel):
             continue  # never follow a link out of the data dir into a commit
         repo_path = dd.repo_path(rel)
         before = _lookup(repo, old_tree if head is not None else None, repo_path.encode())
         old_blob = store[before[1]] if before is not None else None
-        data = changes.content(rel, old_blob.data if isinstance(old_blob, Blob) else None)
+        base = old_blob.data if isinstance(old_blob, Blob) else None
+        if base is not None and repo_path in filtered and changes.lines(rel) is not None:
+            # Lines go on top of HEAD's file as the user sees it; the filter cleans the sum.
+            at = f"{head.decode() if head else 'HEAD'}:{repo_path}"
+            base = gitcli.run(dd.repo_root or dd.root, "cat-file", "--filters", at).stdout
+        data = changes.content(rel, base)
         full = dd.root / rel
         if data is None:
             if before is None:
@@ -234,13 +240,17 @@ def _build(
         except FileNotFoundError:
             st = None
         executable = st is not None and stat.S_ISREG(st.st_mode) and bool(st.st_mode & stat.S_IXUSR)
-        blob = Blob.from_string(data)
-        _objects(store, partial(store.add_object, blob))
+        if repo_path in filtered:
+            blob_id = _cleaned(dd, repo_path, data)
+        else:
+            blob = Blob.from_string(data)
+            _objects(store, partial(store.add_object, blob))
+            blob_id = blob.id
         mode = 0o100755 if executable else 0o100644
-        todo.append((repo_path.encode(), mode, blob.id))
+        todo.append((repo_path.encode(), mode, blob_id))
         lines = changes.lines(rel) or []
         appended = "".join(line + "\n" for line in lines).encode()
-        new_entry = gitindex.Entry(mode, blob.id.decode())
+        new_entry = gitindex.Entry(mode, blob_id.decode())
         moves.append(gitindex.Move(repo_path, _entry(before), new_entry, appended))
     # commit_tree_changes mutates a Tree object it is given; the old id was taken above.
     new_tree = _objects(store, partial(commit_tree_changes, store, base_tree, todo))
@@ -281,10 +291,51 @@ def _pair(entry: gitindex.Entry | None) -> list[object] | None:
     return [entry.mode, entry.sha] if entry is not None else None
 
 
-def _unpair(raw: object) -> gitindex.Entry | None:
-    if isinstance(raw, list) and len(raw) == 2:
-        return gitindex.Entry(int(raw[0]), str(raw[1]))
-    return None
+def _filtered(dd: DataDir, rels: list[str]) -> set[str]:
+    """The repo paths among `rels` with a `filter` attribute (git-crypt, LFS, a whitespace
+    cleaner): git stores what the filter makes of them, so must we."""
+    if dd.repo_root is None or not rels:
+        return set()
+    paths = [dd.repo_path(rel) for rel in rels]
+    out = gitcli.run(dd.repo_root, "check-attr", "-z", "filter", "--", *paths).stdout
+    fields = out.split(b"\0")
+    found = set()
+    for i in range(0, len(fields) - 2, 3):
+        if fields[i + 2] not in (b"unspecified", b"unset"):
+            found.add(os.fsdecode(fields[i]))
+    return found
+
+
+def _cleaned(dd: DataDir, repo_path: str, data: bytes) -> ObjectID:
+    """Store `data` as git would for `repo_path`: through its clean filter."""
+    from dulwich.objects import ObjectID
+
+    assert dd.repo_root is not None
+    made = gitcli.run(
+        dd.repo_root, "hash-object", "-w", "--stdin", f"--path={repo_path}", stdin=data
+    )
+    return ObjectID(made.stdout.strip())
+
+
+def _is_sha(value: bytes) -> bool:
+    return len(value) == 40 and all(c in b"0123456789abcdef" for c in value)
+
+
+def _moves_of(repo: Repo, sha: ObjectID, paths: list[str]) -> list[gitindex.Move]:
+    """What commit `sha` changed at `paths`, against its first parent."""
+    from dulwich.objects import Commit
+
+    commit = repo.object_store[sha]
+    assert isinstance(commit, Commit)
+    parent = repo.object_store[commit.parents[0]] if commit.parents else None
+    old_tree = parent.tree if isinstance(parent, Commit) else None
+    moves = []
+    for path in paths:
+        before = _entry(_lookup(repo, old_tree, path.encode()))
+        after = _entry(_lookup(repo, commit.tree, path.encode()))
+        if before != after:
+            moves.append(gitindex.Move(path, before, after))
+    return moves
 
 
 def _finish_interrupted(dd: DataDir, repo: Repo, gitdir: Path, changes: Changes) -> None:
@@ -297,8 +348,12 @@ def _finish_interrupted(dd: DataDir, repo: Repo, gitdir: Path, changes: Changes)
     try:
         ref = Ref(str(intent["ref"]).encode())
         new = ObjectID(str(intent["new"]).encode())
-        moves = [gitindex.Move(str(p), _unpair(o), _unpair(n)) for p, o, n in intent["moves"]]
-    except (KeyError, TypeError, ValueError):
+        paths = [str(m[0]) for m in intent["moves"]]
+    except (KeyError, TypeError, ValueError, IndexError):
+        paths, ref, new = [], Ref(b""), ObjectID(b"")
+    if not (ref.startswith(b"refs/heads/") and _is_sha(new)) or any(
+        "\0" in p or "\n" in p for p in paths
+    ):
         changes.commit_intent = None  # unreadable: the pending paths are committed again
         return
     lock = Path(os.fsdecode(repo.refs.refpath(ref)) + ".lock")  # type: ignore[attr-defined]
@@ -316,7 +371,8 @@ def _finish_interrupted(dd: DataDir, repo: Repo, gitdir: Path, changes: Changes)
             lock.unlink()
     head = repo.refs.follow(ref)[1]
     if head == new:
-        gitindex.update(dd.repo_root or dd.root, gitdir, moves)
+        # The entries come from the commit itself, never from the (hand-editable) file.
+        gitindex.update(dd.repo_root or dd.root, gitdir, _moves_of(repo, new, paths))
         changes.landed()
     elif head is not None and _reaches(repo, head, new):
         changes.landed()  # landed, and someone committed on top since: their index now

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 from conftest import NOOP, Repo
 
@@ -68,3 +69,55 @@ def test_a_hand_made_record_file_cannot_make_us_commit_other_files(repo: Repo) -
     assert repo.tick("--force").code == 0
     tree = repo.git("ls-tree", "-r", "--name-only", "HEAD")
     assert "notes.txt" not in tree and ".git/config" not in tree
+
+
+def test_a_hand_made_commit_intent_cannot_stage_anything(repo: Repo) -> None:
+    proc = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"],
+        cwd=repo.root,
+        input="planted\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    blob = proc.stdout.strip()
+    branch = repo.git("symbolic-ref", "HEAD").strip()
+    for moves in ([["evil.txt", None, [33188, blob]]], [["x", None, [1, "nothex"]]]):
+        intent = {"ref": branch, "old": None, "new": repo.head(), "moves": moves}
+        doc = {"v": 2, "paths": [], "appended": {}, "commit": intent}
+        (repo.root / ".looopbot/pending.json").write_text(json.dumps(doc))
+        repo.decide(NOOP)
+        r = repo.tick("--force")
+        assert r.code == 0, r.err
+        assert "evil.txt" not in repo.status_porcelain()
+        assert repo.status_porcelain() == ""
+
+
+def test_bot_commits_go_through_the_users_clean_filters(repo: Repo) -> None:
+    """A git-crypt-like filter: what is committed is what git itself would store."""
+    repo.git("config", "filter.crypt.clean", "base64")
+    repo.git("config", "filter.crypt.smudge", "base64 -d")
+    repo.git("config", "filter.crypt.required", "true")
+    with (repo.root / ".gitattributes").open("a") as f:
+        f.write("goals/secret*.md filter=crypt\njournal.md filter=crypt\n")
+    repo.git("add", ".gitattributes")
+    repo.git("commit", "-qm", "encrypt secret goals and the journal")
+    repo.decide(
+        {"action": "write_goal", "id": "secret2", "body": "goal: bot secret plan\n"},
+        {**NOOP, "journal": "a second line"},
+    )
+    assert repo.tick("--force").code == 0
+    assert repo.tick("--force").code == 0
+    stored = repo.git("cat-file", "-p", "HEAD:goals/secret2.md")
+    assert "bot secret plan" not in stored
+    assert repo.git("show", "HEAD:goals/secret2.md") == stored  # show does not smudge
+    journal = subprocess.run(
+        ["git", "cat-file", "--filters", "HEAD:journal.md"],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert journal.count("secret2") == 1 and journal.count("a second line") == 1
+    assert "a second line" not in repo.git("cat-file", "-p", "HEAD:journal.md")
+    assert repo.status_porcelain() == ""
