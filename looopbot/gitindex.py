@@ -191,13 +191,19 @@ def _plus(repo_root: Path, sha: str, appended: bytes) -> str:
     return made.stdout.decode().strip()
 
 
-def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
-    """Bring the index entries of the committed paths in step with the new HEAD (call while
-    holding `locked`). Only an entry that matched the old HEAD moves: a path the user had
-    staged keeps its staged content, and their other entries are never touched."""
+def prepare(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> Path | None:
+    """The index as it must be once HEAD holds the committed paths, made ready in a copy
+    (call while holding `locked`); None when no entry needs to move. Only an entry that
+    matched the old HEAD moves: a path the user had staged keeps its staged content, and
+    their other entries are never touched.
+
+    It is made BEFORE HEAD moves, so the new index replaces the old one an instant after
+    (`install`), as git itself does: `git commit` reads HEAD, then the index without a lock,
+    and a human's commit that read HEAD after ours but the index before it would revert the
+    bot's files."""
     index = index_path(gitdir)
     if not moves:
-        return
+        return None
     current = _entries(repo_root, [m.path for m in moves]) if index.exists() else {}
     lines: list[str] = []
     for m in moves:
@@ -218,7 +224,7 @@ def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
         else:
             lines.append(f"{m.new.mode:o} {m.new.sha}\t{m.path}")
     if not lines:
-        return
+        return None
     tmp = gitdir / f"{_TMP_PREFIX}{os.getpid()}"
     try:
         if index.exists():  # else (the first commit) git makes a new one
@@ -239,7 +245,24 @@ def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
             stdin="".join(line + "\0" for line in lines).encode(),
             env={"GIT_INDEX_FILE": str(tmp)},
         )
-        os.replace(tmp, index)
-    finally:
+    except BaseException:
+        discard(tmp)
+        raise
+    return tmp
+
+
+def install(gitdir: Path, prepared: Path | None) -> None:
+    """Put a prepared index in place (atomically)."""
+    if prepared is not None:
+        os.replace(prepared, index_path(gitdir))
+
+
+def discard(prepared: Path | None) -> None:
+    if prepared is not None:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            prepared.unlink()
+
+
+def update(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> None:
+    """Bring the index in step with a commit that is already HEAD (a killed record's)."""
+    install(gitdir, prepare(repo_root, gitdir, moves))

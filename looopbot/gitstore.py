@@ -144,6 +144,7 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
                 }
             )
             reflog = b"commit: " + msg.splitlines()[0].encode()
+            prepared = gitindex.prepare(dd.repo_root or dd.root, gitdir, moves)
             try:
                 # The reflog names the bot (and dulwich need not look the user up: ~4 ms).
                 if head is None:
@@ -153,6 +154,7 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
                         HEADREF, head, commit.id, committer=ident, message=reflog
                     )
             except FileLocked:
+                gitindex.discard(prepared)
                 # Another process is moving the branch right now (git holds a ref lock
                 # for an instant, and waits core.filesRefLockTimeout for one itself).
                 if time.monotonic() < ref_deadline:
@@ -163,9 +165,10 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
                     "files stay pending and the next beat commits them"
                 ) from None
             if moved:
-                gitindex.update(dd.repo_root or dd.root, gitdir, moves)
+                gitindex.install(gitdir, prepared)
                 changes.done()
                 return commit.id.decode()
+            gitindex.discard(prepared)
             # Someone committed meanwhile: rebuild on top of theirs, never over it.
             attempts += 1
         raise LooopbotError("HEAD kept moving while committing the beat; try again")
