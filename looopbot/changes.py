@@ -39,6 +39,7 @@ from looopbot.fsutil import (
 
 PENDING = "pending.json"
 _MAX_ITEMS = 10_000  # a record lists tens of paths; a bigger file was not written by us
+_MAX_MOVES = 100  # interrupted moves waiting for their journal line (one per killed beat)
 _LEGACY = "pending"  # a plain list of paths, written by looopbot 0.1
 
 
@@ -289,7 +290,7 @@ def _read(dd: DataDir) -> dict[str, Any] | None:
         if isinstance(appended, dict)
         else {},
         "move": move if _is_move(move) else None,
-        "interrupted": [m for m in interrupted if _is_move(m)]
+        "interrupted": [m for m in interrupted[:_MAX_MOVES] if _is_move(m)]
         if isinstance(interrupted, list)
         else [],
         "journaled": doc.get("journaled") is True,
