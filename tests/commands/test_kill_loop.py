@@ -20,14 +20,13 @@ from __future__ import annotations
 import collections
 import json
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Repo
+from conftest import Repo, fsck
 from test_interrupted import blocked, pause_before_writing, texts
 from test_robustness import Committed, commit_sensors, end_leftovers, marked, popen, wait_for
 
@@ -129,14 +128,7 @@ def check_ledger(repo: Repo) -> None:
 
 
 def check_git(repo: Repo) -> None:
-    fsck = subprocess.run(
-        ["git", "fsck", "--full", "--no-dangling"],
-        cwd=repo.root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert fsck.returncode == 0 and fsck.stdout == "", fsck.stdout + fsck.stderr
+    fsck(repo.root)
     garbage = repo.git("count-objects", "-v")
     assert "\ngarbage: 0\n" in garbage, garbage
     dirty = repo.git("status", "--porcelain", "--", *BOT_PATHS)
