@@ -31,6 +31,7 @@ from looopbot.world import World, desired_hash, signal_digest, wake_signal, worl
 
 if TYPE_CHECKING:
     from looopbot.decide import Decided
+    from looopbot.sync import Report
 
 LAST_BEAT = "last-beat.json"  # local scratch: what the last beat did, for `status`
 
@@ -46,11 +47,14 @@ class BeatResult(NamedTuple):
     cost_usd: float | None = None
     error: str | None = None
     prompt: str | None = None
+    push: Report | None = None  # pull and push, when push is on
 
     def public(self) -> dict[str, Any]:
         """The stable `tick --json` document."""
         keys = ("outcome", "action", "journal", "world_hash", "commit", "cost_usd", "error")
-        return {k: getattr(self, k) for k in keys}
+        doc = {k: getattr(self, k) for k in keys}
+        doc["push"] = self.push.public() if self.push is not None else None
+        return doc
 
 
 def sense_world(
@@ -85,8 +89,10 @@ def held_by(
     )
 
 
-def run_beat(dd: DataDir, *, force: bool = False) -> BeatResult:
-    """One beat, under the lock. Raises LockHeld (75) or LooopbotError for a broken setup."""
+def run_beat(dd: DataDir, *, force: bool = False, push: bool = False) -> BeatResult:
+    """One beat, under the lock. Raises LockHeld (75) or LooopbotError for a broken setup.
+    With `push` (or git.push / LOOOPBOT_PUSH), the remote branch is pulled before sensing
+    and the beat's commits pushed after (looopbot.sync)."""
     from looopbot.gitstate import check_committable
     from looopbot.lock import beat_lock
 
@@ -94,10 +100,19 @@ def run_beat(dd: DataDir, *, force: bool = False) -> BeatResult:
         config = load_config(dd)
         # Refuse before writing anything: a repo mid-rebase gets no snapshots either.
         check_committable(dd)
-        return _beat(dd, config, force=force)
+        if not (push or config.push):
+            return _beat(dd, config, force=force)
+        from looopbot import sync
+
+        report = sync.pull(dd, config)
+        aside = report.aside()
+        result = _beat(dd, config, force=force, asides=[aside] if aside else [])
+        return result._replace(push=sync.push(dd, config, report))
 
 
-def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
+def _beat(
+    dd: DataDir, config: Config, *, force: bool, asides: list[str] | None = None
+) -> BeatResult:
     now = time.time()
     run_id = new_run_id(now)
     scrub = redactor()
@@ -182,7 +197,7 @@ def _beat(dd: DataDir, config: Config, *, force: bool) -> BeatResult:
         cost_usd=result.cost_usd,
         state=new_state,  # serializing a big unchanged state is waste
     )
-    commit = record_mod.record(dd, config, changes, entry, now, notes=notes)
+    commit = record_mod.record(dd, config, changes, entry, now, notes=notes, asides=asides or ())
     result = result._replace(commit=commit)
     _remember(dd, result, now, signals_moved=moved)
     return result

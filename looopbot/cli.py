@@ -29,13 +29,18 @@ def _init(p: argparse.ArgumentParser) -> None:
 def _tick(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="decide even if nothing changed")
     p.add_argument("--dry-run", action="store_true", help="sense and show, change nothing")
-    p.add_argument("--push", action="store_true", help="push the beat commit (not yet available)")
+    p.add_argument(
+        "--push", action="store_true", help="pull the remote branch first, push the commit after"
+    )
     _json(p)
 
 
 def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=float, help="seconds between beats (limits.interval)")
     p.add_argument("--max-beats", type=int, help="stop after this many beats")
+    p.add_argument(
+        "--push", action="store_true", help="pull before each beat and push after (git.push)"
+    )
 
 
 def _journal(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -62,11 +63,6 @@ LIMITS: dict[str, tuple[str, Any]] = {
     "allowed_actions": ("actions", list(ACTIONS)),
 }
 
-PUSH_UNAVAILABLE = (
-    "push is not available in this version of looopbot — drop --push, git.push and "
-    "LOOOPBOT_PUSH; beats still commit locally"
-)
-
 # Every LOOOPBOT_* name looopbot reads, or sets for the commands it starts (a runner, a
 # worker, a notify command), which may call looopbot back. Any other is reported: a
 # misspelled override is otherwise silently ignored — a limit the user believes is set.
@@ -88,6 +84,7 @@ ENV_NAMES = frozenset(
     }
 )
 _ENV_PREFIX = "LOOOPBOT_"
+_GIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
 
 _TOP_KEYS = ("runner", "runners", "limits", "notify", "git", "github", "workers")
 _RUNNER_KEYS = ("tick", "worker", "cost")
@@ -143,6 +140,8 @@ class Config(NamedTuple):
     notify_command: str | None
     author: str
     push: bool
+    remote: str | None  # git.remote: overrides the branch's upstream remote
+    branch: str | None  # git.branch: overrides the upstream branch's name
     github: Mapping[str, Any] | None
 
 
@@ -249,10 +248,16 @@ class _Checker:
             except ValueError as exc:
                 raise self.fail(limits, name, f"limits.{name}: {exc}") from None
         self.section(doc, "notify", {"command": str})
-        self.section(doc, "git", {"author": str, "push": bool})
+        self.section(doc, "git", {"author": str, "push": bool, "remote": str, "branch": str})
         git = doc.get("git") or {}
         if "author" in git and not _parse_author(git["author"]):
             raise self.fail(git, "author", "git.author must look like 'Name <email>'")
+        for key in ("remote", "branch"):
+            # Passed to git as arguments: a leading '-' would read as an option.
+            if key in git and not _GIT_NAME.fullmatch(git[key]):
+                raise self.fail(
+                    git, key, f"git.{key} must be a plain {key} name (letters, digits, . _ / -)"
+                )
         for loose in ("github", "workers"):
             if doc.get(loose) is not None and not isinstance(doc[loose], dict):
                 raise self.fail(doc, loose, f"'{loose}' must be a mapping")
@@ -413,6 +418,8 @@ def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         notify_command=(plain.get("notify") or {}).get("command"),
         author=git.get("author") or DEFAULT_AUTHOR,
         push=bool(git.get("push")) if push is None else push,
+        remote=git.get("remote") or None,
+        branch=git.get("branch") or None,
         github=plain.get("github"),
     )
 
@@ -447,13 +454,10 @@ def unknown_env(env: Mapping[str, str]) -> list[str]:
 
 
 def env_problems(plain: Mapping[str, Any] | None, env: Mapping[str, str]) -> list[str]:
-    """What is wrong with the LOOOPBOT_* environment (for `validate`): unknown names, push
-    asked for by LOOOPBOT_PUSH, and values that do not parse — checked against `plain`, the
-    parsed looopbot.yaml (LOOOPBOT_RUNNER must name one of its runners)."""
+    """What is wrong with the LOOOPBOT_* environment (for `validate`): unknown names and
+    values that do not parse — checked against `plain`, the parsed looopbot.yaml
+    (LOOOPBOT_RUNNER must name one of its runners)."""
     out = unknown_env(env)
-    with contextlib.suppress(LooopbotError):  # an unparsable value is reported below
-        if _env_switch("LOOOPBOT_PUSH", env.get("LOOOPBOT_PUSH", "")):
-            out.append(f"$LOOOPBOT_PUSH: {PUSH_UNAVAILABLE}")
     if plain is None:
         return out  # looopbot.yaml itself is broken: that is the problem to report first
     try:

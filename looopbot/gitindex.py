@@ -225,18 +225,8 @@ def prepare(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> Path | None
             lines.append(f"{m.new.mode:o} {m.new.sha}\t{m.path}")
     if not lines:
         return None
-    tmp = gitdir / f"{_TMP_PREFIX}{os.getpid()}"
+    tmp = copy(gitdir)
     try:
-        if index.exists():  # else (the first commit) git makes a new one
-            with open(index, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-                st = os.fstat(src.fileno())
-            # git tells a "racily clean" entry (its file edited in the same timestamp tick
-            # as the index was written) by the index file's mtime, and smudges it when it
-            # rewrites the index; a copy stamped now would make it look safely clean, and
-            # that edit would vanish from `git status` and from the next `git commit -a`.
-            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         gitcli.run(
             repo_root,
             "update-index",
@@ -248,6 +238,30 @@ def prepare(repo_root: Path, gitdir: Path, moves: Sequence[Move]) -> Path | None
     except BaseException:
         discard(tmp)
         raise
+    return tmp
+
+
+def copy(gitdir: Path) -> Path:
+    """A private copy of the index to change and then `install` (call while holding
+    `locked`); when there is no index yet (the first commit) git makes a new one there."""
+    index = index_path(gitdir)
+    tmp = gitdir / f"{_TMP_PREFIX}{os.getpid()}"
+    try:
+        with open(index, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+            st = os.fstat(src.fileno())
+    except FileNotFoundError:
+        discard(tmp)
+        return tmp
+    except BaseException:
+        discard(tmp)
+        raise
+    # git tells a "racily clean" entry (its file edited in the same timestamp tick as the
+    # index was written) by the index file's mtime, and smudges it when it rewrites the
+    # index; a copy stamped now would make it look safely clean, and that edit would vanish
+    # from `git status` and from the next `git commit -a`.
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
     return tmp
 
 

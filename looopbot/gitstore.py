@@ -223,7 +223,7 @@ def _build(
         if not changes.inside(rel):
             continue  # never follow a link out of the data dir into a commit
         repo_path = dd.repo_path(rel)
-        before = _lookup(repo, old_tree if head is not None else None, repo_path.encode())
+        before = lookup(repo, old_tree if head is not None else None, repo_path.encode())
         old_blob = store[before[1]] if before is not None else None
         base = old_blob.data if isinstance(old_blob, Blob) else None
         if base is not None and repo_path in filtered and changes.lines(rel) is not None:
@@ -273,7 +273,7 @@ def _build(
     return commit, [m for m in moves if m.old != m.new]
 
 
-def _lookup(repo: Repo, tree: ObjectID | None, path: bytes) -> tuple[int, ObjectID] | None:
+def lookup(repo: Repo, tree: ObjectID | None, path: bytes) -> tuple[int, ObjectID] | None:
     """(mode, sha) of `path` in `tree`, or None."""
     from dulwich.errors import NotTreeError
     from dulwich.object_store import tree_lookup_path
@@ -334,8 +334,8 @@ def _moves_of(repo: Repo, sha: ObjectID, paths: list[str]) -> list[gitindex.Move
     old_tree = parent.tree if isinstance(parent, Commit) else None
     moves = []
     for path in paths:
-        before = _entry(_lookup(repo, old_tree, path.encode()))
-        after = _entry(_lookup(repo, commit.tree, path.encode()))
+        before = _entry(lookup(repo, old_tree, path.encode()))
+        after = _entry(lookup(repo, commit.tree, path.encode()))
         if before != after:
             moves.append(gitindex.Move(path, before, after))
     return moves

@@ -43,6 +43,10 @@ class Entry(NamedTuple):
 def start(dd: DataDir) -> Changes:
     """A new record, taking over whatever a killed one left (looopbot.changes). A commit it
     left in flight is settled first, so this record knows what is really still pending."""
+    if (dd.meta / "advance.json").exists():
+        from looopbot.advance import recover
+
+        recover(dd)  # a branch move a kill cut short: HEAD, index and files in step first
     changes = Changes(dd)
     changes.recover()
     if changes.commit_intent is not None:
@@ -69,8 +73,12 @@ def record(
     now: float,
     *,
     notes: Sequence[str] = (),
+    asides: Sequence[str] = (),
 ) -> str | None:
-    """Journal, state and commit; returns the commit id (None: nothing changed)."""
+    """Journal, state and commit; returns the commit id (None: nothing changed).
+
+    `asides` are journal lines worth keeping only on a record that commits anyway (an
+    unreachable remote): a quiet loop stays silent in git."""
     scrub = redactor()
     while changes.interrupted:
         # Off the record in the same write that puts its line on: killed in between, the
@@ -83,6 +91,9 @@ def record(
         changes.append(JOURNAL, format_line(scrub(entry.journal), now), journal=True)
     if entry.state is not None:
         changes.write(STATE, entry.state)
+    if changes.paths:
+        for aside in asides:
+            changes.append(JOURNAL, format_line(scrub(aside), now))
     if not changes.paths and changes.commit_intent is None:
         changes.done()  # a quiet beat: no commit, and no git library loaded
         return None

@@ -434,7 +434,6 @@ def test_env_problems_for_validate() -> None:
     assert config.env_problems({"runners": {"mine": {"tick": "t"}}}, env) == [
         "unknown environment variable LOOOPBOT_SENSOR_TIMOUT "
         "(did you mean LOOOPBOT_SENSOR_TIMEOUT?)",
-        f"$LOOOPBOT_PUSH: {config.PUSH_UNAVAILABLE}",
     ]
     bad = config.env_problems({}, {"LOOOPBOT_PUSH": "maybe"})
     assert len(bad) == 1 and bad[0].startswith("$LOOOPBOT_PUSH: expected")

@@ -16,7 +16,7 @@ from types import FrameType
 
 from looopbot.beat import run_beat
 from looopbot.commands.tick import describe, warn_unknown_env
-from looopbot.config import PUSH_UNAVAILABLE, load
+from looopbot.config import load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_INTERRUPTED, EXIT_OK, LockHeld, LooopbotError
 from looopbot.fsutil import read_bytes_or_none
@@ -41,11 +41,9 @@ def run(args: argparse.Namespace) -> int:
     beats = 0
     while not stop.is_set():
         config = load(dd)
-        if config.push:
-            raise LooopbotError(PUSH_UNAVAILABLE)
         interval = args.interval if args.interval is not None else config.limits.interval
         try:
-            result = run_beat(dd)
+            result = run_beat(dd, push=args.push)
             print(f"{time.strftime('%H:%M:%S')} {describe(result)}", flush=True)
         except LockHeld as exc:
             print(f"{time.strftime('%H:%M:%S')} {exc.message}", flush=True)

@@ -10,9 +10,9 @@ from typing import Any
 from looopbot import desired, guards, ledger
 from looopbot import state as state_mod
 from looopbot.beat import LAST_BEAT
-from looopbot.config import load
-from looopbot.datadir import locate
-from looopbot.errors import EXIT_OK
+from looopbot.config import Config, load
+from looopbot.datadir import DataDir, locate
+from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.fsutil import read_bytes_or_none
 from looopbot.text import age
 
@@ -61,6 +61,7 @@ def status(args: argparse.Namespace) -> int:
         "goals": [gid for gid, _ in desired.goals_of(desired.read(dd))],
         "workers": snapshot.get("signal", []) if isinstance(snapshot, dict) else [],
         "claims": claims.get("signal", []) if isinstance(claims, dict) else [],
+        "push": _push_state(dd, config),
         "problem": problem,
     }
     if args.json:
@@ -88,9 +89,49 @@ def status(args: argparse.Namespace) -> int:
     print(f"spend      {spend} today{budget}; {calls} runner calls in the last hour")
     print(f"goals      {', '.join(doc['goals']) or '(none)'}")
     print(f"workers    {len(doc['workers'])}   claims {len(doc['claims'])}")
+    push = doc["push"]
+    if push is not None:
+        print(f"remote     {_push_line(push, now)}")
     if problem:
         print(f"problem    {problem}")
     return EXIT_OK
+
+
+def _push_state(dd: DataDir, config: Config) -> dict[str, Any] | None:
+    """Ahead/behind the remote branch as last fetched (no network), and the last push."""
+    from looopbot import remote, sync
+
+    try:
+        up = remote.upstream(dd, config)
+    except LooopbotError:
+        return None  # detached, or not a repo: nothing to say about pushing
+    if not remote.has_remote(dd, up.remote):
+        return None
+    found = remote.counts(dd, up)
+    return {
+        "enabled": config.push,
+        "upstream": str(up),
+        "ahead": found[0] if found else None,
+        "behind": found[1] if found else None,
+        "last": sync.last(dd),
+    }
+
+
+def _push_line(push: dict[str, Any], now: float) -> str:
+    said = f"{push['upstream']}"
+    if push["ahead"] is None:
+        said += " (not fetched yet)"
+    else:
+        said += f": ahead {push['ahead']}, behind {push['behind']} (as last fetched)"
+    last = push["last"]
+    if last:
+        when = age(now - float(last.get("at", now)))
+        said += f"; last push {when} ago: {last.get('result')}"
+        if last.get("error"):
+            said += f" — {last['error']}"
+    if not push["enabled"]:
+        said += "; push is off (tick --push, git.push: true or LOOOPBOT_PUSH=1)"
+    return said
 
 
 def _snapshot(dd: Any, name: str) -> Any:

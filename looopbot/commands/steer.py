@@ -63,7 +63,10 @@ def by_hand(
             ),
             now,
         )
-    print(f"{text}" + (f" [{sha[:10]}]" if sha else ""))
+        print(f"{text}" + (f" [{sha[:10]}]" if sha else ""), flush=True)
+        from looopbot.sync import after_commit
+
+        after_commit(dd, config)
     return sha
 
 

@@ -8,9 +8,9 @@ import os
 import sys
 
 from looopbot.beat import BeatResult, dry_run, run_beat
-from looopbot.config import PUSH_UNAVAILABLE, load, unknown_env
+from looopbot.config import unknown_env
 from looopbot.datadir import DataDir, locate
-from looopbot.errors import EXIT_FAIL, EXIT_OK, LooopbotError
+from looopbot.errors import EXIT_FAIL, EXIT_OK
 
 
 def warn_unknown_env() -> None:
@@ -22,10 +22,6 @@ def warn_unknown_env() -> None:
 def tick(args: argparse.Namespace) -> int:
     warn_unknown_env()
     dd = locate(args.data_dir)
-    # Asked for by the flag, git.push or LOOOPBOT_PUSH alike: refused before the beat, so a
-    # user who expects the commit on the remote is told at once rather than misled.
-    if args.push or load(dd).push:
-        raise LooopbotError(PUSH_UNAVAILABLE)
     if args.dry_run:
         result = dry_run(dd, force=args.force)
         if args.json:
@@ -35,7 +31,7 @@ def tick(args: argparse.Namespace) -> int:
                 print(result.prompt)
             print(f"# dry run: {result.reason} (world {result.world_hash[:12]})")
         return EXIT_OK
-    return report(dd, run_beat(dd, force=args.force), as_json=args.json)
+    return report(dd, run_beat(dd, force=args.force, push=args.push), as_json=args.json)
 
 
 def report(dd: DataDir, result: BeatResult, *, as_json: bool) -> int:
@@ -46,11 +42,21 @@ def report(dd: DataDir, result: BeatResult, *, as_json: bool) -> int:
         print(describe(result))
     if failed:
         print(f"looopbot: beat failed: {result.error}", file=sys.stderr)
-        return EXIT_FAIL
-    return EXIT_OK
+    pushed = result.push
+    if pushed is not None and not pushed.ok:
+        # The beat's commit is safe locally; the next beat with push on sends it.
+        print(f"looopbot: {pushed.line()}", file=sys.stderr)
+    return EXIT_FAIL if failed or (pushed is not None and not pushed.ok) else EXIT_OK
 
 
 def describe(result: BeatResult) -> str:
+    said = _describe(result)
+    if result.push is not None:
+        said += f"\n  {result.push.line()}"
+    return said
+
+
+def _describe(result: BeatResult) -> str:
     commit = f" [{result.commit[:10]}]" if result.commit else ""
     if result.outcome == "decided":
         cost = f" ${result.cost_usd:.4f}" if result.cost_usd is not None else ""

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from looopbot import proc
 from looopbot.actions import BODY_CAP
-from looopbot.config import PUSH_UNAVAILABLE, ConfigProblem, env_problems, key_line, parse
+from looopbot.config import ConfigProblem, env_problems, parse
 from looopbot.datadir import CONFIG_NAME, DataDir, locate
 from looopbot.errors import EXIT_FAIL, EXIT_OK
 from looopbot.ids import describe_bad_id, is_valid_id
@@ -43,10 +43,6 @@ def check(dd: DataDir) -> list[Problem]:
         problems.append(Problem(exc.path, exc.line, exc.detail))
     except FileNotFoundError:
         problems.append(Problem(CONFIG_NAME, 1, "missing — run 'looopbot init'"))
-    if plain is not None and (plain.get("git") or {}).get("push"):
-        # Valid config, but this version cannot do it: tick and run refuse it.
-        line = key_line(text, "git", "push")
-        problems.append(Problem(CONFIG_NAME, line, f"git.push: {PUSH_UNAVAILABLE}"))
     problems += [Problem(ENVIRONMENT, 0, m) for m in env_problems(plain, os.environ)]
     playbook = dd.playbook
     if not playbook.is_file() or not playbook.read_text(errors="replace").strip():

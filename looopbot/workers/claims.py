@@ -15,6 +15,7 @@ user's working tree, index and HEAD are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -151,10 +152,11 @@ def signal(dd: DataDir) -> list[dict[str, str]]:
     return [{"name": c.name, "holder": c.holder} for c in list_claims(dd)]
 
 
-def _holder_gone(dd: DataDir, holder: str) -> bool:
+def _holder_gone(dd: DataDir, holder: str, host: str) -> bool:
     """Only a worker we know of can be seen to be gone. Any other holder ("human", a
-    person's name given with --session, a worker pruned long ago) holds until expiry."""
-    if holder == HUMAN or not is_valid_id(holder):
+    person's name given with --session, a worker pruned long ago, a worker of the same
+    name on another machine) holds until expiry."""
+    if holder == HUMAN or not is_valid_id(holder) or (host and host != socket.gethostname()):
         return False
     try:
         worker = record.read(dd, holder)
@@ -165,7 +167,7 @@ def _holder_gone(dd: DataDir, holder: str) -> bool:
 
 def is_stale(dd: DataDir, claim: Claim, now: float) -> bool:
     """Expired, or held by a known worker that is not live (other holders only expire)."""
-    return now >= claim.expires_at or _holder_gone(dd, claim.holder)
+    return now >= claim.expires_at or _holder_gone(dd, claim.holder, claim.host)
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -258,9 +260,12 @@ def claim(dd: DataDir, name: str, holder: str, ttl: float, now: float) -> Claim:
     _check_ttl(ttl)
     ref = Ref(ref_name.encode())
     repo = _open_for_writing(dd)
+    shared = _shared(dd)
     try:
         ident = _identity(dd)
         mine: str | None = None
+        if shared is not None:
+            _refresh(dd, repo, shared, ref_name)
         reflog = f"claim {name} by {holder}".encode()
         for _attempt in range(_ATTEMPTS):
             old = _current(repo, ref)
@@ -270,6 +275,11 @@ def claim(dd: DataDir, name: str, holder: str, ttl: float, now: float) -> Claim:
                     raise Held(current)
             mine = mine or _claim_commit(repo, ident, name=name, holder=holder, now=now, ttl=ttl)
             new = ObjectID(mine.encode())
+            if shared is not None:
+                # The remote decides: a lease on exactly what we saw there (or its absence).
+                if _lease(dd, repo, shared, ref_name, new=mine, old=old):
+                    return _load(repo, name, new)
+                continue
             if old is None:
                 move = partial(repo.refs.add_if_new, ref, new, committer=ident, message=reflog)
             else:
@@ -294,8 +304,11 @@ def unclaim(dd: DataDir, name: str, holder: str, now: float) -> None:
     check_holder(holder)
     ref = Ref(ref_name.encode())
     repo = _open(dd)
+    shared = _shared(dd)
     try:
         ident = _identity(dd)
+        if shared is not None:
+            _refresh(dd, repo, shared, ref_name)
         for _attempt in range(_ATTEMPTS):
             old = _current(repo, ref)
             if old is None:
@@ -303,6 +316,10 @@ def unclaim(dd: DataDir, name: str, holder: str, now: float) -> None:
             current = _load(repo, name, old)
             if current.holder != holder and not is_stale(dd, current, now):
                 raise Held(current)
+            if shared is not None:
+                if _lease(dd, repo, shared, ref_name, new=None, old=old):
+                    return
+                continue
             message = f"unclaim {name} by {holder}".encode()
             if _swap(
                 partial(repo.refs.remove_if_equals, ref, old, committer=ident, message=message)
@@ -311,6 +328,78 @@ def unclaim(dd: DataDir, name: str, holder: str, now: float) -> None:
         raise _busy(ref_name)
     finally:
         repo.close()
+
+
+# --- across clones (push on) ---------------------------------------------------------------
+
+
+def _shared(dd: DataDir) -> str | None:
+    """The remote that decides claims when push is on (git.push / LOOOPBOT_PUSH), else None."""
+    from looopbot.config import load
+    from looopbot.remote import upstream
+
+    config = load(dd)
+    return upstream(dd, config).remote if config.push else None
+
+
+def _refresh(dd: DataDir, repo: Repo, remote: str, ref: str) -> None:
+    """Make the local claim ref what the remote holds now (the remote decides)."""
+    from dulwich.objects import ObjectID
+    from dulwich.refs import Ref
+
+    from looopbot import gitcli
+    from looopbot.remote import RemoteFailed, remote_ref
+
+    try:
+        theirs = remote_ref(dd, remote, ref)
+    except RemoteFailed as exc:
+        raise LooopbotError(f"cannot reach {remote}, which decides claims: {exc.message}") from None
+    key = Ref(ref.encode())
+    if theirs is None:
+        repo.refs.remove_if_equals(key, None)
+        return
+    if _current(repo, key) != theirs.encode():
+        assert dd.repo_root is not None
+        spec = f"+{ref}:{ref}"
+        fetched = gitcli.run(
+            dd.repo_root,
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            remote,
+            spec,
+            check=False,
+        )
+        if not fetched.ok:
+            raise LooopbotError(f"cannot fetch {ref} from {remote}")
+    repo.refs.set_if_equals(key, None, ObjectID(theirs.encode()))
+
+
+def _lease(
+    dd: DataDir, repo: Repo, remote: str, ref: str, *, new: str | None, old: ObjectID | None
+) -> bool:
+    """Set (or delete) `ref` on the remote if it still holds `old`; then mirror it locally.
+    False when the remote had changed (the local ref now shows what it holds instead)."""
+    from dulwich.objects import ObjectID
+    from dulwich.refs import Ref
+
+    from looopbot.remote import MOVED, RemoteFailed, lease_push
+
+    expect = old.decode() if old is not None else None
+    try:
+        lease_push(dd, remote, ref, new, expect)
+    except RemoteFailed as exc:
+        if exc.kind != MOVED:
+            raise LooopbotError(f"cannot update {ref} on {remote}: {exc.message}") from None
+        _refresh(dd, repo, remote, ref)
+        return False
+    key = Ref(ref.encode())
+    if new is None:
+        repo.refs.remove_if_equals(key, None)
+    else:
+        repo.refs.set_if_equals(key, None, ObjectID(new.encode()))
+    return True
 
 
 def reap_stale(dd: DataDir, now: float) -> list[str]:
@@ -328,10 +417,18 @@ def reap_stale(dd: DataDir, now: float) -> list[str]:
     ident = _identity(dd)
     repo = _open(dd)
     removed = []
+    shared = _shared(dd)
     try:
         for c in stale:
             ref = Ref((PREFIX + c.name).encode())
             old = ObjectID(c.commit.encode())
+            if shared is not None:
+                # Released where it is decided, with a lease on the stale commit: a claim
+                # retaken there meanwhile stays. Unreachable: the next beat tries again.
+                with contextlib.suppress(LooopbotError):
+                    if _lease(dd, repo, shared, ref.decode(), new=None, old=old):
+                        removed.append(c.name)
+                continue
             message = f"reap stale claim {c.name} of {c.holder}".encode()
             if _swap(
                 partial(repo.refs.remove_if_equals, ref, old, committer=ident, message=message)

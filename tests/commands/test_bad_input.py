@@ -65,9 +65,9 @@ WARNING = (
     "looopbot: warning: unknown environment variable LOOOPBOT_SENSOR_TIMOUT "
     "(did you mean LOOOPBOT_SENSOR_TIMEOUT?)"
 )
-PUSH_ERROR = (
-    "looopbot: push is not available in this version of looopbot — drop --push, git.push and "
-    "LOOOPBOT_PUSH; beats still commit locally\n"
+NO_REMOTE = (
+    "looopbot: push to origin/{branch} failed: no remote named 'origin' — add it "
+    "(git remote add origin URL) or name another in looopbot.yaml (git.remote)\n"
 )
 
 
@@ -130,34 +130,32 @@ def asks_for_push(repo: Repo, how: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("how", ["yaml", "env"])
-def test_push_asked_for_anywhere_gets_the_same_clear_error_as_the_flag(
+def test_push_asked_for_anywhere_with_no_remote_says_so_and_keeps_the_commit(
     repo: Repo, how: str
 ) -> None:
-    flag = repo.run("tick", "--push")
-    assert flag.code == 1 and flag.err == PUSH_ERROR
-    env = asks_for_push(repo, how)
-    head = repo.head()
+    branch = repo.git("branch", "--show-current").strip()
+    want = NO_REMOTE.format(branch=branch)
     repo.decide(NOOP)
-    for args in (("tick",), ("tick", "--json"), ("tick", "--dry-run"), ("run", "--max-beats", "1")):
-        r = repo.run(*args, env=env)
-        assert (r.code, r.err) == (1, PUSH_ERROR), (args, r.err)
-    assert repo.head() == head and repo.calls() == 0
-    # reading commands still work; validate reports it as a problem
-    status = repo.run("status", "--json", env=env)
-    assert status.code == 0, status.err
+    flag = repo.run("tick", "--push")
+    assert flag.code == 1 and flag.err == want, flag.err
+    env = asks_for_push(repo, how)
+    repo.decide(NOOP)
+    r = repo.run("tick", "--json", "--force", env=env)
+    assert (r.code, r.err) == (1, want), r.err
+    doc = r.json()
+    assert doc["outcome"] == "decided" and doc["commit"] == repo.head()
+    assert doc["push"]["kind"] == "missing" and doc["push"]["result"] == "failed"
+    # a dry run changes nothing and needs no remote
+    dry = repo.run("tick", "--dry-run", env=env)
+    assert dry.code == 0, dry.err
+    # reading commands still work, and validate does not object to push itself
+    assert repo.run("status", "--json", env=env).code == 0
     v = repo.run("validate", "--json", env=env)
-    assert v.code == 1
-    [problem] = [p for p in v.json()["problems"] if "push is not available" in p["message"]]
-    if how == "yaml":
-        text = repo.read("looopbot.yaml")
-        line = text.splitlines().index("  push: true") + 1
-        assert problem["path"] == "looopbot.yaml" and problem["line"] == line, problem
-        assert problem["message"].startswith("git.push: ")
-    else:
-        assert problem["path"] == "environment"
-        assert problem["message"].startswith("$LOOOPBOT_PUSH: ")
-    # switched off by the environment, the beat runs
-    assert repo.tick(env={"LOOOPBOT_PUSH": "0"}).json()["outcome"] == "decided"
+    assert not [p for p in v.json()["problems"] if "push" in p["message"]]
+    # switched off by the environment, the beat runs without a word about the remote
+    repo.decide(NOOP)
+    off = repo.tick("--force", env={"LOOOPBOT_PUSH": "0"})
+    assert off.code == 0 and off.json()["push"] is None, off.err
 
 
 def test_status_shows_a_mangled_ledger_as_a_problem_and_still_reads(repo: Repo) -> None:

@@ -1,0 +1,271 @@
+"""Pull first, push after (DESIGN §9): the data repo as a shared, remote source of truth.
+
+Before a beat senses, the remote branch is brought in — a fast-forward, or the unpushed bot
+commits replayed onto it (looopbot.replay) — so the beat decides on the latest goals. After
+it commits (or when commits are still unpushed), they are pushed; when the remote moved
+under the push, it fetches, replays and pushes again, up to `limits.push_retries` times with
+jittered backoff. Never a force push, never the user's commits rewritten: when the user's
+own unpushed commits and the remote have diverged, the branch is left as it is and the
+report says what to do. An unreachable remote stops nothing: the beat goes on with what it
+has, and its commits go out with a later one.
+
+Called with the beat lock held, by the beat and by every command that commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from looopbot import advance, gitcli, remote
+from looopbot.config import Config, author_identity
+from looopbot.datadir import DataDir
+from looopbot.errors import LooopbotError
+from looopbot.fsutil import write_atomic
+from looopbot.remote import RemoteFailed, Upstream
+from looopbot.replay import Conflict, is_bot, replay
+
+LAST_PUSH = "last-push.json"  # local scratch: the last push and its result, for `status`
+_BACKOFF_S = 0.5
+_BACKOFF_CAP_S = 8.0
+_DEEPEN = (50, 500, 5000)  # a shallow clone deepens this far, then unshallows
+_MOVES = 3  # HEAD moved by someone else while we moved it: read again, this many times
+
+
+class Diverged(LooopbotError):
+    """The user's own unpushed commits and the remote have both moved: theirs to merge."""
+
+
+@dataclass
+class Report:
+    """What pull and push did, for the beat's output, `tick --json` and `status`."""
+
+    upstream: str
+    pulled: str | None = None  # up to date | fast-forward | rebased N | ahead | new branch
+    pushed: str | None = None  # the commit pushed
+    result: str = "skipped"  # pushed | up to date | failed | skipped
+    error: str | None = None
+    kind: str | None = None  # the failure's kind (looopbot.remote)
+    dropped: list[str] = field(default_factory=list)
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """False when the commits did not reach the remote, or reaching it failed for a
+        reason other than the network (a human must fix the remote or the branch)."""
+        if self.result == "failed":
+            return False
+        return self.error is None or self.kind == remote.UNREACHABLE
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "upstream": self.upstream,
+            "pulled": self.pulled,
+            "pushed": self.pushed,
+            "result": self.result,
+            "error": self.error,
+            "kind": self.kind,
+            "dropped": self.dropped,
+        }
+
+    def line(self) -> str:
+        """One line for the beat's output."""
+        said = {
+            "pushed": f"pushed {(self.pushed or '')[:10]} to {self.upstream}",
+            "up to date": f"{self.upstream} up to date",
+            "skipped": f"nothing pushed to {self.upstream}",
+            "failed": f"push to {self.upstream} failed",
+        }[self.result]
+        if self.pulled and self.pulled not in ("up to date", "ahead"):
+            said = f"pulled ({self.pulled}), {said}"
+        if self.dropped:
+            said += "; kept the remote's " + ", ".join(self.dropped)
+        return said + (f": {self.error}" if self.error else "")
+
+    def aside(self) -> str | None:
+        """The journal line for a beat that commits anyway (None: nothing worth it)."""
+        if self.error is None:
+            return None
+        return f"remote {self.upstream}: {self.error}"
+
+
+def pull(dd: DataDir, config: Config) -> Report:
+    """Bring the remote branch in before sensing. Never raises for a remote problem: the
+    report carries it and the beat goes on with what it has."""
+    up = remote.upstream(dd, config)
+    report = Report(str(up))
+    try:
+        if not remote.fetch(dd, up):
+            report.pulled = "new branch"
+            return report
+        report.pulled, report.dropped = integrate(dd, config, up)
+    except RemoteFailed as exc:
+        report.error, report.kind = exc.message, exc.kind
+    except (Diverged, Conflict, advance.Blocked, advance.Moved) as exc:
+        report.error, report.kind = exc.message, remote.FAILED
+    return report
+
+
+def integrate(dd: DataDir, config: Config, up: Upstream) -> tuple[str, list[str]]:
+    """Bring HEAD level with the remote-tracking ref: (what happened, dropped paths)."""
+    for _ in range(_MOVES):
+        head = remote.rev(dd, "HEAD")
+        theirs = remote.rev(dd, up.tracking)
+        if head is None or theirs is None or head == theirs:
+            return "up to date", []
+        base = _merge_base(dd, up, head, theirs)
+        if base == theirs:
+            return "ahead", []
+        ident = author_identity(config.author)
+        try:
+            if base == head:
+                advance.advance(dd, head, theirs, f"looopbot: fast-forward to {up}", ident)
+                return "fast-forward", []
+            mine = _unpushed(dd, base, head)
+            from dulwich.repo import Repo
+
+            assert dd.repo_root is not None
+            repo = Repo(str(dd.repo_root))
+            try:
+                done = replay(
+                    dd, repo, mine, theirs, f"{ident[0]} <{ident[1]}>".encode(), where=str(up)
+                )
+            finally:
+                repo.close()
+            why = f"looopbot: rebased {len(mine)} bot commit(s) onto {up}"
+            advance.advance(dd, head, done.tip, why, ident)
+            return f"rebased {done.commits}", done.dropped
+        except advance.Moved:
+            continue  # a commit landed meanwhile: look again
+    raise advance.Moved("HEAD kept moving while bringing in the remote branch; try again")
+
+
+def _merge_base(dd: DataDir, up: Upstream, head: str, theirs: str) -> str:
+    """The merge base, deepening a shallow clone until the two histories meet."""
+    assert dd.repo_root is not None
+    for by in (*_DEEPEN, 0, None):
+        found = gitcli.run(dd.repo_root, "merge-base", head, theirs, check=False)
+        if found.ok:
+            return found.stdout.decode().strip()
+        if by is None or not remote.is_shallow(dd):
+            break
+        remote.deepen(dd, up, by)
+    raise Diverged(
+        f"this branch and {up} share no history — merge them by hand "
+        "(git pull --allow-unrelated-histories), then push"
+    )
+
+
+def _unpushed(dd: DataDir, base: str, head: str) -> list[str]:
+    """The commits between `base` and `head`, oldest first — if every one is looopbot's
+    and they form a line; else the user's commits are in the way (Diverged)."""
+    assert dd.repo_root is not None
+    raw = gitcli.run(
+        dd.repo_root, "log", "--reverse", "-z", "--format=%H %P%n%B", f"{base}..{head}"
+    ).stdout
+    commits, foreign = [], 0
+    for entry in raw.split(b"\0"):
+        if not entry.strip():
+            continue
+        first, _, body = entry.partition(b"\n")
+        shas = first.decode().split()
+        if len(shas) != 2 or not is_bot(b"\n" + body):
+            foreign += 1
+        commits.append(shas[0])
+    if foreign:
+        raise Diverged(
+            f"{foreign} unpushed commit(s) here are not looopbot's and the remote branch "
+            "moved — looopbot never rewrites them: git pull --rebase (or merge), then push"
+        )
+    return commits
+
+
+def push(dd: DataDir, config: Config, report: Report) -> Report:
+    """Push what is unpushed (if anything), retrying a push the remote branch moved under.
+    Fills and returns `report`; remembers the outcome for `status`."""
+    up = remote.upstream(dd, config)
+    try:
+        _push(dd, config, up, report)
+    finally:
+        _remember(dd, report)
+    return report
+
+
+def _push(dd: DataDir, config: Config, up: Upstream, report: Report) -> None:
+    retries = config.limits.push_retries
+    for attempt in range(retries + 1):
+        head = remote.rev(dd, "HEAD")
+        theirs = remote.rev(dd, up.tracking)
+        if head is None or head == theirs or (theirs is not None and _contains(dd, theirs, head)):
+            # Nothing to push — as far as we know, when the pull could not reach the remote.
+            report.result = "up to date" if report.error is None else "skipped"
+            return
+        report.attempts = attempt + 1
+        try:
+            remote.push(dd, up, head)
+            report.result, report.pushed = "pushed", head
+            report.error = report.kind = None  # the remote took it: any earlier trouble is over
+            return
+        except RemoteFailed as exc:
+            report.error, report.kind = exc.message, exc.kind
+            if exc.kind != remote.MOVED or attempt == retries:
+                report.result = "failed"
+                return
+        time.sleep(_backoff(attempt))
+        try:
+            remote.fetch(dd, up)
+            pulled, dropped = integrate(dd, config, up)
+            report.dropped = sorted({*report.dropped, *dropped})
+            if report.pulled in (None, "up to date", "ahead"):
+                report.pulled = pulled
+        except RemoteFailed as exc:
+            report.error, report.kind, report.result = exc.message, exc.kind, "failed"
+            return
+        except (Diverged, Conflict, advance.Blocked, advance.Moved) as exc:
+            report.error, report.kind, report.result = exc.message, remote.FAILED, "failed"
+            return
+
+
+def _contains(dd: DataDir, theirs: str, head: str) -> bool:
+    """Whether the remote already has `head` (it is an ancestor of what the remote holds)."""
+    assert dd.repo_root is not None
+    found = gitcli.run(dd.repo_root, "merge-base", "--is-ancestor", head, theirs, check=False)
+    return found.ok
+
+
+def _backoff(attempt: int) -> float:
+    # Jittered, so clones that collided do not collide again in lockstep.
+    return float(min(_BACKOFF_CAP_S, _BACKOFF_S * 2**attempt) * random.uniform(0.5, 1.5))
+
+
+def _remember(dd: DataDir, report: Report) -> None:
+    with contextlib.suppress(OSError):  # only `status` reads it
+        write_atomic(
+            dd.scratch(LAST_PUSH), json.dumps({**report.public(), "at": time.time()}), durable=False
+        )
+
+
+def last(dd: DataDir) -> dict[str, Any] | None:
+    """The last push's record (local scratch), or None."""
+    try:
+        found = json.loads(dd.scratch(LAST_PUSH).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def after_commit(dd: DataDir, config: Config) -> None:
+    """Push after a command's commit (a move by hand), when push is on; a push that fails
+    raises, the commit staying local for the next push to take."""
+    if not config.push:
+        return
+    report = push(dd, config, Report(str(remote.upstream(dd, config))))
+    if not report.ok:
+        raise LooopbotError(report.line())
+
+
+__all__ = ["Diverged", "Report", "after_commit", "integrate", "last", "pull", "push"]
