@@ -235,6 +235,14 @@ def push(dd: DataDir, up: Upstream, commit: str) -> None:
     raise _fail(result, f"push {up}", _porcelain(result))
 
 
+def push_ref(dd: DataDir, remote: str, ref: str) -> None:
+    """Push local `ref` to the same name on `remote` — never forced. Raises RemoteFailed."""
+    _check_remote(dd, remote)
+    result = _network(_root(dd), "push", "--porcelain", remote, f"{ref}:{ref}")
+    if not result.ok:
+        raise _fail(result, f"push {ref}", _porcelain(result))
+
+
 def _porcelain(result: proc.Result) -> str:
     """The rejected refs' lines of `push --porcelain` (stdout): `!\tsrc:dst\t[rejected] …`."""
     out = result.stdout.decode("utf-8", errors="replace")
@@ -281,6 +289,7 @@ __all__ = [
     "is_shallow",
     "lease_push",
     "push",
+    "push_ref",
     "remote_ref",
     "rev",
     "upstream",

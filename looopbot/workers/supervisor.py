@@ -292,6 +292,12 @@ class Supervisor:
             if verdict is None:
                 self.save(state="killed", exit_code=code, ended_at=time.time())
                 return
+        # On the remote before the loop hears of the end: the next beat may act on it.
+        from looopbot.workers.publish import push_branch
+
+        pushed = push_branch(self.dd, self.worker)
+        if pushed:
+            note(self.paths.log, pushed)
         self.save(state="exited", exit_code=code, ended_at=time.time(), verdict=verdict)
 
     def verify(self, command: str) -> str | None:

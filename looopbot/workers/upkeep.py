@@ -85,7 +85,10 @@ def _prune_one(dd: DataDir, worker: Worker) -> Pruned:
     """Worktree, then branch, then the worker's folder: the folder (its record) goes last,
     so a worker whose worktree or branch stays is still listed, and retried."""
     from looopbot.workers import worktree
+    from looopbot.workers.publish import push_branch
 
+    # Its work goes to the remote again first (a failure leaves the branch here, as ever).
+    push_branch(dd, worker)
     worktree.remove(dd, worker.id)
     where = record.paths(dd, worker.id).worktree
     if where.exists():

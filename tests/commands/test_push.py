@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -374,3 +375,36 @@ def test_an_unsafe_git_remote_is_refused_with_its_line(tmp_path: Path, value: st
 )
 def test_failures_are_classified(said: str, kind: str) -> None:
     assert classify(said) == kind
+
+
+def test_a_worker_branch_with_commits_is_pushed_when_it_exits_and_on_prune(
+    tmp_path: Path,
+) -> None:
+    from conftest import FAKE_WORKER, end_workers, task
+
+    repo, remote = published(tmp_path)
+    repo.env["LOOOPBOT_WORKER_COMMAND"] = FAKE_WORKER
+    repo.env["LOOOPBOT_PUSH"] = "1"
+    try:
+        assert repo.run("worker", "start", "w1", "-", input=task("w1", report=True)).code == 0
+        assert repo.run("worker", "start", "w2", "-", input=task("w2")).code == 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rows = {r["id"]: r for r in repo.run("worker", "list", "--json").json()["workers"]}
+            if all(rows[w]["state"] == "exited" for w in ("w1", "w2")):
+                break
+            time.sleep(0.1)
+        branch = "refs/heads/looopbot/worker/w1"
+        assert git(remote, "rev-parse", branch).strip() == repo.git("rev-parse", branch).strip()
+        assert "pushed looopbot/worker/w1 to origin" in repo.run("worker", "logs", "w1").out
+        # A worker with nothing to deliver leaves nothing on the remote.
+        assert git(remote, "branch", "--list", "looopbot/worker/w2").strip() == ""
+        # Work committed after the exit (by a human in the worktree) goes out on prune.
+        wt = repo.root / ".looopbot" / "worktrees" / "w1"
+        (wt / "reports" / "extra.md").write_text("more\n")
+        git(wt, "add", "-A")
+        git(wt, "commit", "-qm", "human: more")
+        assert repo.run("worker", "prune", "--all").code == 0
+        assert git(remote, "rev-parse", branch).strip() == repo.git("rev-parse", branch).strip()
+    finally:
+        end_workers(repo)
