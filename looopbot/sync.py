@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looopbot import advance, gitcli, remote
+from looopbot.changes import PENDING
 from looopbot.config import Config, author_identity
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
@@ -101,6 +102,11 @@ def pull(dd: DataDir, config: Config) -> Report:
     try:
         if not remote.fetch(dd, up):
             report.pulled = "new branch"
+            return report
+        if dd.scratch(PENDING).exists():
+            # A killed beat's writes are still on disk, uncommitted: this beat commits them
+            # first, and the push after it replays them onto the remote like any other.
+            report.pulled = "deferred"
             return report
         report.pulled, report.dropped = integrate(dd, config, up)
     except RemoteFailed as exc:
