@@ -79,7 +79,17 @@ def assert_failed(r: Run, *needles: str) -> str:
     assert len(lines) == 1, r.err
     assert lines[0].startswith("looopbot:"), r.err
     assert "Traceback" not in r.err
-    assert set(doc) == {"outcome", "action", "journal", "world_hash", "commit", "cost_usd", "error"}
+    assert set(doc) == {
+        "outcome",
+        "action",
+        "journal",
+        "world_hash",
+        "commit",
+        "cost_usd",
+        "error",
+        "push",
+    }
+    assert doc["push"] is None  # push is off
     return error
 
 
