@@ -42,7 +42,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"\(fetch first\)|\(non-fast-forward\)|\(stale info\)|cannot lock ref"
             r"|failed to update ref|incorrect old value|reference already exists",
         ),
-        (REFUSED, r"hook declined|\[remote rejected\]|protected branch|GH006|GH013"),
+        (
+            REFUSED,
+            r"hook declined|\[remote rejected\]|protected branch|GH006|GH013"
+            r"|refusing to allow .* to (create or update|update) workflow",
+        ),
         (
             AUTH,
             r"authentication failed|could not read (username|password)|permission denied"
@@ -51,7 +55,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             MISSING,
-            r"does not appear to be a git repository|repository .* not found|no such remote",
+            r"does not appear to be a git repository|repository(?: .*)? not found|no such remote",
         ),
         (
             UNREACHABLE,

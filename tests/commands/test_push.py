@@ -362,6 +362,13 @@ def test_an_unsafe_git_remote_is_refused_with_its_line(tmp_path: Path, value: st
         ),
         ("git@github.com: Permission denied (publickey).\nfatal: Could not read from remote", AUTH),
         ("fatal: 'nowhere' does not appear to be a git repository", MISSING),
+        ("ERROR: Repository not found.\nfatal: Could not read from remote repository.", MISSING),
+        (
+            "! [remote rejected] main -> main (refusing to allow a GitHub App to create or "
+            "update workflow `.github/workflows/x.yml` without `workflows` permission)",
+            REFUSED,
+        ),
+        ("remote: error: GH013: Repository rule violations found for refs/heads/main.", REFUSED),
         ("remote: Repository not found.\nfatal: repository 'https://x/y.git/' not found", MISSING),
         (
             "fatal: unable to access 'https://github.com/': Could not resolve host: github.com",
