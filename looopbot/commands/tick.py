@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
+from looopbot import artifacts, ghactions
 from looopbot.beat import BeatResult, dry_run, run_beat
 from looopbot.config import PUSH_UNAVAILABLE, load, unknown_env
 from looopbot.datadir import DataDir, locate
@@ -20,6 +22,15 @@ def warn_unknown_env() -> None:
 
 
 def tick(args: argparse.Namespace) -> int:
+    try:
+        return _tick(args)
+    except LooopbotError as exc:
+        # Under GitHub Actions the job summary says why the beat did not run or failed.
+        ghactions.append_summary(ghactions.refusal_summary(exc.message))
+        raise
+
+
+def _tick(args: argparse.Namespace) -> int:
     warn_unknown_env()
     dd = locate(args.data_dir)
     # Asked for by the flag, git.push or LOOOPBOT_PUSH alike: refused before the beat, so a
@@ -27,6 +38,8 @@ def tick(args: argparse.Namespace) -> int:
     if args.push or load(dd).push:
         raise LooopbotError(PUSH_UNAVAILABLE)
     if args.dry_run:
+        if args.artifacts:
+            raise LooopbotError("--artifacts exports a beat's run; a dry run has none")
         result = dry_run(dd, force=args.force)
         if args.json:
             print(json.dumps({**result.public(), "reason": result.reason, "prompt": result.prompt}))
@@ -35,11 +48,15 @@ def tick(args: argparse.Namespace) -> int:
                 print(result.prompt)
             print(f"# dry run: {result.reason} (world {result.world_hash[:12]})")
         return EXIT_OK
-    return report(dd, run_beat(dd, force=args.force), as_json=args.json)
+    result = run_beat(dd, force=args.force)
+    if args.artifacts:
+        artifacts.export(dd, result.run_id, result.public(), Path(args.artifacts))
+    return report(dd, result, as_json=args.json)
 
 
 def report(dd: DataDir, result: BeatResult, *, as_json: bool) -> int:
     failed = result.outcome == "failed"
+    ghactions.append_summary(ghactions.beat_summary({**result.public(), "reason": result.reason}))
     if as_json:
         print(json.dumps(result.public()))
     else:
