@@ -321,6 +321,10 @@ _OWN_FILES = frozenset(
         ".looopbot/.gitignore",
         ".looopbot/state.json",
         ".looopbot/cost.jsonl",
+        # The workflows of `github install` (looopbot.workflows.WORKFLOWS), and no other
+        # file under .github/: a hand-edited record must not make us commit anything there.
+        ".github/workflows/looopbot.yml",
+        ".github/workflows/looopbot-validate.yml",
     }
 )
 _OWN_DIRS = ("goals/", "sensors/", "snapshots/", "schedules/", "reports/")

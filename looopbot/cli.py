@@ -32,6 +32,11 @@ def _tick(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--push", action="store_true", help="pull the remote branch first, push the commit after"
     )
+    p.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="copy the run's prompt, output and decision into DIR/<run-id>/, redacted",
+    )
     _json(p)
 
 
@@ -132,6 +137,28 @@ def _answer(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", help="the answer (or - for stdin), delivered to its stdin")
 
 
+def _validate(p: argparse.ArgumentParser) -> None:
+    _json(p)
+    p.add_argument(
+        "--github-annotations",
+        action="store_true",
+        help="print problems as GitHub annotations (automatic when GITHUB_ACTIONS=true)",
+    )
+
+
+def _github(p: argparse.ArgumentParser) -> None:
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    g = verbs.add_parser(
+        "install", help="add or refresh the workflows in .github/workflows/ (never a changed one)"
+    )
+    g.add_argument("--branch", help="the branch the loop lives on (default: the current one)")
+    g = verbs.add_parser(
+        "preview", help="what this branch changes for the next beat, and whether it would wake"
+    )
+    g.add_argument("--base", default="HEAD^1", help="the revision to compare with (HEAD^1)")
+    _json(g)
+
+
 def _example(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", metavar="PROMPT_FILE", help=argparse.SUPPRESS)
 
@@ -151,13 +178,18 @@ COMMANDS: dict[str, tuple[str, str, Configure]] = {
     "goal": ("steer:goal", "list, write or archive goals by hand", _goal),
     "playbook": ("steer:playbook", "replace PLAYBOOK.md by hand", _playbook),
     "sensor": ("steer:sensor", "list, write or run sensors", _sensor),
-    "validate": ("validate:validate", "check config, goals, sensors and ids", _json),
+    "validate": (
+        "validate:validate",
+        "check config, goals, sensors, ids and workflows",
+        _validate,
+    ),
     "worker": ("worker:worker", "list, start, stop, follow or prune workers", _worker),
     "flag": ("worker:flag", "raise a worker's question for a human (run by the worker)", _flag),
     "unflag": ("worker:unflag", "take a worker's question down", _unflag),
     "answer": ("worker:answer", "answer a flagged worker: the text goes to its stdin", _answer),
     "claim": ("claims:claim", "take a named claim on a shared resource (a branch lease)", _claim),
     "unclaim": ("claims:unclaim", "release a named claim (the holder's, or a stale one)", _unclaim),
+    "github": ("github:github", "install the GitHub Actions workflows; preview a branch", _github),
     "example-decider": (
         "example:example_decider",
         "the offline example runner (reads a prompt on stdin, writes one decision)",

@@ -20,7 +20,7 @@ claude-code 2.1.197 (the last release that runs on node 20), codex 0.169.0, gemi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 PRESETS: dict[str, dict[str, Any]] = {
     "claude": {
@@ -55,4 +55,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "worker": '"$LOOOPBOT_BIN" example-decider --worker {prompt_file}',
         "cost": None,
     },
+}
+
+
+class CliInstall(NamedTuple):
+    """How a preset's CLI gets onto a fresh machine (the GitHub Actions workflow): the npm
+    package pinned to the version checked above, and the API key it reads — the secret's
+    name in the repo and the environment variable the CLI wants it in."""
+
+    package: str
+    secret: str
+    env: str
+
+
+CLI: dict[str, CliInstall] = {
+    "claude": CliInstall(
+        "@anthropic-ai/claude-code@2.1.197", "ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"
+    ),
+    # `codex exec` reads its key from CODEX_API_KEY; the secret keeps OpenAI's usual name.
+    "codex": CliInstall("@openai/codex@0.169.0", "OPENAI_API_KEY", "CODEX_API_KEY"),
+    "gemini": CliInstall("@google/gemini-cli@0.61.0", "GEMINI_API_KEY", "GEMINI_API_KEY"),
+    # pi reads the key of its provider; Anthropic is its default.
+    "pi": CliInstall(
+        "@mariozechner/pi-coding-agent@0.73.1", "ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"
+    ),
+    # `example` ships inside looopbot: nothing to install, no key.
 }

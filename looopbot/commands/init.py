@@ -32,7 +32,8 @@ def template_files() -> list[tuple[str, bytes]]:
         for child in sorted(node.iterdir(), key=lambda c: c.name):
             rel = prefix + child.name
             if child.is_dir():
-                if child.name not in ("__pycache__", ".github"):
+                # templates/github/ holds the workflows (looopbot.workflows), not seed files.
+                if child.name != "__pycache__" and rel != "github":
                     walk(child, rel + "/")
             else:
                 out.append((rel, child.read_bytes()))
@@ -58,8 +59,6 @@ def init(args: argparse.Namespace) -> int:
         raise LooopbotError(
             f"unknown runner '{args.runner}' (presets: {', '.join(sorted(PRESETS))})"
         )
-    if args.github:
-        raise LooopbotError("--github is not available in this version of looopbot")
     target = Path(args.dir or ".").resolve()
     if target.exists() and not target.is_dir():
         raise LooopbotError(f"{target} exists and is not a directory")
@@ -72,11 +71,15 @@ def init(args: argparse.Namespace) -> int:
         gitcli.run(target, "init", "--quiet")
         repo_root = target
     dd = DataDir(target, repo_root)
+    if args.github:
+        from looopbot.commands.github import check_at_top
+
+        check_at_top(dd)
     with beat_lock(dd):  # a `run` already going in an adopted repo must not interleave
-        return _seed(dd, args.runner)
+        return _seed(dd, args.runner, github=args.github)
 
 
-def _seed(dd: DataDir, runner: str) -> int:
+def _seed(dd: DataDir, runner: str, *, github: bool = False) -> int:
     check_committable(dd)
     changes = record.start(dd)
     written, kept = [], []
@@ -88,11 +91,20 @@ def _seed(dd: DataDir, runner: str) -> int:
         changes.write(rel, body, mode=0o755 if rel.startswith("sensors/") else None)
         written.append(rel)
     config = load(dd)  # the config we leave behind must load (an adopted one too)
+    steps = []
+    if github:
+        from looopbot.commands import github as gh
+
+        # The adopted config's runner, which may not be --runner: the workflow must install
+        # the CLI the loop will really call.
+        steps = gh.plan_for(dd, changes, config.runner.name, gh.current_branch(dd))
+        gh.write(changes, steps)
     now = time.time()
+    seeded = len(written) + sum(bool(s.text) for s in steps)
     entry = record.Entry(
         outcome="init",
         run_id=new_run_id(now),
-        subject=f"seeded {len(written)} file(s), runner {runner}",
+        subject=f"seeded {seeded} file(s), runner {runner}",
     )
     sha = record.record(dd, config, changes, entry, now)
     where = dd.root
@@ -101,5 +113,11 @@ def _seed(dd: DataDir, runner: str) -> int:
         print(f"  wrote {rel}")
     for rel in kept:
         print(f"  kept  {rel} (already there)")
+    for step in steps:
+        print(f"  {step.line()}")
     print(f"next: looopbot -C {where} tick")
+    if any(step.text for step in steps):
+        from looopbot.commands.github import next_steps
+
+        print(f"then, for GitHub Actions: {next_steps(config.runner.name).removeprefix('next: ')}")
     return EXIT_OK

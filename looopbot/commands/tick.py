@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
+from looopbot import artifacts, ghactions
 from looopbot.beat import BeatResult, dry_run, run_beat
 from looopbot.config import unknown_env
 from looopbot.datadir import DataDir, locate
-from looopbot.errors import EXIT_FAIL, EXIT_OK
+from looopbot.errors import EXIT_FAIL, EXIT_OK, LooopbotError
 
 
 def warn_unknown_env() -> None:
@@ -20,9 +22,20 @@ def warn_unknown_env() -> None:
 
 
 def tick(args: argparse.Namespace) -> int:
+    try:
+        return _tick(args)
+    except LooopbotError as exc:
+        # Under GitHub Actions the job summary says why the beat did not run or failed.
+        ghactions.append_summary(ghactions.refusal_summary(exc.message))
+        raise
+
+
+def _tick(args: argparse.Namespace) -> int:
     warn_unknown_env()
     dd = locate(args.data_dir)
     if args.dry_run:
+        if args.artifacts:
+            raise LooopbotError("--artifacts exports a beat's run; a dry run has none")
         result = dry_run(dd, force=args.force)
         if args.json:
             print(json.dumps({**result.public(), "reason": result.reason, "prompt": result.prompt}))
@@ -31,11 +44,15 @@ def tick(args: argparse.Namespace) -> int:
                 print(result.prompt)
             print(f"# dry run: {result.reason} (world {result.world_hash[:12]})")
         return EXIT_OK
-    return report(dd, run_beat(dd, force=args.force, push=args.push), as_json=args.json)
+    result = run_beat(dd, force=args.force, push=args.push)
+    if args.artifacts:
+        artifacts.export(dd, result.run_id, result.public(), Path(args.artifacts))
+    return report(dd, result, as_json=args.json)
 
 
 def report(dd: DataDir, result: BeatResult, *, as_json: bool) -> int:
     failed = result.outcome == "failed"
+    ghactions.append_summary(ghactions.beat_summary({**result.public(), "reason": result.reason}))
     if as_json:
         print(json.dumps(result.public()))
     else:

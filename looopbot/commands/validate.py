@@ -1,4 +1,5 @@
-"""`looopbot validate`: check config, goals, sensors and ids; `path:line: message` each.
+"""`looopbot validate`: check config, goals, sensors, ids and workflows; `path:line: message`
+each, or GitHub annotations (`::error file=…,line=…::message`) under GitHub Actions.
 
 Run on pull requests (the validate workflow), so a broken goal or config is caught before
 it merges and wakes the loop.
@@ -11,7 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-from looopbot import proc
+from looopbot import ghactions, proc
 from looopbot.actions import BODY_CAP
 from looopbot.config import ConfigProblem, env_problems, parse
 from looopbot.datadir import CONFIG_NAME, DataDir, locate
@@ -56,29 +57,20 @@ def check(dd: DataDir) -> list[Problem]:
 
 
 def _workflows(dd: DataDir) -> list[Problem]:
-    """GitHub workflow files must at least be valid YAML mappings."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    """The repo's GitHub workflows: YAML, the keys GitHub requires, and that looopbot's own
+    workflows still run looopbot (see looopbot.workflow_check)."""
+    from looopbot.workflow_check import check_workflow
 
     folder = (dd.repo_root or dd.root) / ".github" / "workflows"
     out: list[Problem] = []
     if not folder.is_dir():
         return out
     for path in sorted(folder.iterdir()):
-        if path.suffix not in (".yml", ".yaml"):
+        if path.suffix not in (".yml", ".yaml") or not path.is_file():
             continue
-        rel = path.relative_to(dd.root).as_posix() if path.is_relative_to(dd.root) else str(path)
-        try:
-            doc = YAML(typ="safe").load(path.read_text(encoding="utf-8", errors="replace"))
-        except MarkedYAMLError as exc:
-            line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
-            out.append(Problem(rel, line, f"invalid YAML: {exc.problem or exc.context}"))
-            continue
-        except YAMLError as exc:
-            out.append(Problem(rel, 1, f"invalid YAML: {exc}"))
-            continue
-        if not isinstance(doc, dict) or "jobs" not in doc:
-            out.append(Problem(rel, 1, "a workflow needs a top-level 'jobs' mapping"))
+        rel = os.path.relpath(path, dd.root)  # ../.github/… when the data dir is a sub-folder
+        text = path.read_text(encoding="utf-8", errors="replace")
+        out += [Problem(rel, line, msg) for line, msg in check_workflow(path.name, text)]
     return out
 
 
@@ -155,9 +147,23 @@ def validate(args: argparse.Namespace) -> int:
     problems = check(dd)
     if args.json:
         print(json.dumps({"ok": not problems, "problems": [asdict(p) for p in problems]}))
+    elif args.github_annotations or ghactions.in_actions():
+        for p in problems:
+            print(annotate(dd, p))
+        if not problems:
+            print("ok: config, goals, sensors and workflows are valid")
     else:
         for p in problems:
             print(p)
         if not problems:
-            print("ok: config, goals and sensors are valid")
+            print("ok: config, goals, sensors and workflows are valid")
     return EXIT_FAIL if problems else EXIT_OK
+
+
+def annotate(dd: DataDir, problem: Problem) -> str:
+    """A problem as a GitHub annotation; its file is named from the repo's top, as GitHub
+    wants it (the data dir may be a sub-folder)."""
+    if problem.path == ENVIRONMENT:
+        return ghactions.annotation(f"{ENVIRONMENT}: {problem.message}")
+    path = os.path.normpath(dd.prefix + problem.path)
+    return ghactions.annotation(problem.message, path, problem.line)
