@@ -83,7 +83,7 @@ def refusal_summary(message: str, env: Mapping[str, str] | None = None) -> str:
 
 def _plain(value: Any) -> str:
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items() if v is not None)
+        return ", ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, "", []))
     return str(value)
 
 
