@@ -101,10 +101,13 @@ def install(dd: DataDir, branch: str | None) -> int:
             ),
             now,
         )
-    for step in steps:
-        print(step.line())
-    if sha:
-        print(f"committed [{sha[:10]}]")
+        for step in steps:
+            print(step.line())
+        if sha:
+            print(f"committed [{sha[:10]}]", flush=True)
+            from looopbot.sync import after_commit
+
+            after_commit(dd, config)  # push on: like every other command's commit
     if any(s.verdict in ("wrote", "refreshed") for s in steps):
         print(next_steps(config.runner.name))
     return EXIT_OK
