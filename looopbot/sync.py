@@ -170,8 +170,11 @@ def _unpushed(dd: DataDir, base: str, head: str) -> list[str]:
     """The commits between `base` and `head`, oldest first — if every one is looopbot's
     and they form a line; else the user's commits are in the way (Diverged)."""
     assert dd.repo_root is not None
+    # log.showSignature=true in the user's config would mix gpg's words into the output.
     raw = gitcli.run(
-        dd.repo_root, "log", "--reverse", "-z", "--format=%H %P%n%B", f"{base}..{head}"
+        dd.repo_root,
+        *("-c", "log.showSignature=false", "log", "--reverse", "-z", "--format=%H %P%n%B"),
+        f"{base}..{head}",
     ).stdout
     commits, foreign = [], 0
     for entry in raw.split(b"\0"):
