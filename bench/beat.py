@@ -75,15 +75,18 @@ fi
 """
 
 # Runs one looopbot command in this very process and reports the process's own peak RSS
-# (RUSAGE_SELF) and that of the largest child it waited for (RUSAGE_CHILDREN: sensors, the
-# runner, git), so the figure is the looopbot process, not the bench and not a child.
-# `-I` keeps the current directory off sys.path: a source checkout must not shadow the
-# installed package, which is what the `looopbot` console script runs.
+# and that of the largest child it waited for (RUSAGE_CHILDREN: sensors, the runner, git),
+# so the figure is the looopbot process, not the bench and not a child. Its own peak is
+# VmHWM, the high-water mark of this process image: RUSAGE_SELF's maxrss would not do, as
+# Linux carries the spawning process's peak over into it through the exec (it reported the
+# bench's own 37 MB here). `-I` keeps the current directory off sys.path: a source checkout
+# must not shadow the installed package, which is what the `looopbot` console script runs.
 RSS_PROBE = """\
 import resource, sys
 from looopbot.cli import main
 code = main(sys.argv[1:])
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/status") as f:
+    own = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(f"bench-rss {own} {kids}", file=sys.stderr)
 raise SystemExit(code)
@@ -433,8 +436,8 @@ def main() -> None:
             "looopbot_process_mb": round(own_kib * 1024 / 1e6, 1),
             "children_max_rss_mb": round(kids_kib * 1024 / 1e6, 1),
             "target_mb": 60,
-            "measured": "looopbot_process_mb: the max over decided beats of RUSAGE_SELF "
-            "maxrss of the Python process running looopbot.cli.main (the looopbot process "
+            "measured": "looopbot_process_mb: the max over decided beats of VmHWM (peak "
+            "RSS) of the Python process running looopbot.cli.main (the looopbot process "
             "itself, not its children). children_max_rss_mb: its RUSAGE_CHILDREN maxrss (the "
             "sensors, runner and git it waited for); Linux counts a child's RSS from before its "
             "exec, i.e. the looopbot process's RSS when it spawned, so that is an upper bound",
