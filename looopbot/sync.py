@@ -53,6 +53,7 @@ class Report:
     kind: str | None = None  # the failure's kind (looopbot.remote)
     dropped: list[str] = field(default_factory=list)
     attempts: int = 0
+    up: Upstream | None = None  # worked out once per beat, for the push after the pull
 
     @property
     def ok(self) -> bool:
@@ -98,7 +99,7 @@ def pull(dd: DataDir, config: Config) -> Report:
     """Bring the remote branch in before sensing. Never raises for a remote problem: the
     report carries it and the beat goes on with what it has."""
     up = remote.upstream(dd, config)
-    report = Report(str(up))
+    report = Report(str(up), up=up)
     try:
         if not remote.fetch(dd, up):
             report.pulled = "new branch"
@@ -196,7 +197,7 @@ def _unpushed(dd: DataDir, base: str, head: str) -> list[str]:
 def push(dd: DataDir, config: Config, report: Report) -> Report:
     """Push what is unpushed (if anything), retrying a push the remote branch moved under.
     Fills and returns `report`; remembers the outcome for `status`."""
-    up = remote.upstream(dd, config)
+    up = report.up or remote.upstream(dd, config)
     try:
         _push(dd, config, up, report)
     finally:
