@@ -9,7 +9,8 @@ three versions of every path C changed:
 - both changed it:
   - `journal.md` and the `.jsonl` ledgers are append-only: T's version plus the lines C
     added, so every line of both writers survives, each writer's in its own order (what
-    the `merge=union` attribute means for files that only grow);
+    the `merge=union` attribute means for files that only grow) — a side that lacks the
+    file counts as empty (two clones' first beats both create it; a human rotated it);
   - `.looopbot/state.json` is the bot's: C's version, if it still parses, else T's;
   - `snapshots/` are re-derived every beat: C's (the newer sensing);
   - the desired state and the config (goals, PLAYBOOK, sensors, schedules,
@@ -167,11 +168,16 @@ def _one(
             continue
         rel = _rel(dd, path)
         rule = _rule(rel)
-        if rule == "appended" and was is not None and ours is not None and theirs is not None:
-            lines = added_lines(_data(repo, was[1]), _data(repo, ours[1]))
-            blob = Blob.from_string(with_lines(_data(repo, theirs[1]), lines))
+        if rule == "appended" and ours is not None:
+            # A side without the file has no lines: a data repo's journal and ledger are
+            # born with the first beat, so two clones' first beats both create them; and a
+            # human who rotates the journal away leaves the bot's new lines a new file.
+            before = _data(repo, was[1]) if was is not None else b""
+            lines = added_lines(before, _data(repo, ours[1]))
+            base = _data(repo, theirs[1]) if theirs is not None else b""
+            blob = Blob.from_string(with_lines(base, lines))
             store.add_object(blob)
-            todo.append((path, theirs[0], blob.id))
+            todo.append((path, (theirs or ours)[0], blob.id))
         elif rule == "bot" and ours is not None and _state_ok(_data(repo, ours[1])):
             todo.append((path, ours[0], ours[1]))
         elif rule == "bot":
