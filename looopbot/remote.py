@@ -117,9 +117,10 @@ def upstream(dd: DataDir, config: Config) -> Upstream:
     ).strip()
     remote, _, merge = said.partition("\0")
     name = config.remote or remote or "origin"
-    branch = config.branch or (
-        merge[len("refs/heads/") :] if merge.startswith("refs/heads/") else local
-    )
+    # Only a branch on the remote can be pulled and pushed: an upstream set to a tag, a
+    # pull request's ref or a bare `refs/heads/` falls back to the branch's own name.
+    merged = merge[len("refs/heads/") :] if merge.startswith("refs/heads/") else ""
+    branch = config.branch or merged or local
     return Upstream(name, branch, local)
 
 

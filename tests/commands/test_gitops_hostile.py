@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import NOOP, git
 from gitops import clone, fsck, human, published, show
 
@@ -68,3 +69,20 @@ def test_a_journal_rotated_away_by_a_human_keeps_the_bots_new_lines(tmp_path: Pa
     assert texts(show(remote, "journal.md")) == ["fresh"]
     assert texts(show(remote, "journal-2025.md")) == ["old news"]
     assert repo.status_porcelain() == ""
+
+
+# --- a deleted, empty or unrelated remote -------------------------------------------------
+
+
+@pytest.mark.parametrize("merge", ["refs/heads/", "refs/tags/v1", "refs/pull/1/head", "HEAD"])
+def test_an_upstream_that_is_not_a_branch_falls_back_to_the_branchs_name(
+    tmp_path: Path, merge: str
+) -> None:
+    repo, remote = published(tmp_path)
+    branch = repo.git("branch", "--show-current").strip()
+    repo.git("config", f"branch.{branch}.merge", merge)
+    repo.decide({**NOOP, "journal": "after"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 0, run.err
+    assert push_of(run.json())["upstream"] == f"origin/{branch}"
+    assert git(remote, "rev-parse", branch).strip() == repo.head()
