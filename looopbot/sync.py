@@ -35,10 +35,16 @@ _BACKOFF_S = 0.5
 _BACKOFF_CAP_S = 8.0
 _DEEPEN = (50, 500, 5000)  # a shallow clone deepens this far, then unshallows
 _MOVES = 3  # HEAD moved by someone else while we moved it: read again, this many times
+REWRITTEN = "rewritten"  # Report.pulled: rewritten away from others' commits here; no push
+DEFERRED = "deferred"  # Report.pulled: fetched; brought in after a killed beat's writes commit
 
 
 class Diverged(LooopbotError):
     """The user's own unpushed commits and the remote have both moved: theirs to merge."""
+
+
+class Rewritten(Diverged):
+    """The remote's history was rewritten away from commits here that are not the bot's."""
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Report:
     dropped: list[str] = field(default_factory=list)
     attempts: int = 0
     up: Upstream | None = None  # worked out once per beat, for the push after the pull
+    before: str | None = None  # the remote-tracking ref before a deferred pull's fetch
 
     @property
     def ok(self) -> bool:
@@ -82,7 +89,7 @@ class Report:
             "skipped": f"nothing pushed to {self.upstream}",
             "failed": f"push to {self.upstream} failed",
         }[self.result]
-        if self.pulled and self.pulled not in ("up to date", "ahead"):
+        if self.pulled and self.pulled not in ("up to date", "ahead", REWRITTEN):
             said = f"pulled ({self.pulled}), {said}"
         if self.dropped:
             said += "; kept the remote's " + ", ".join(self.dropped)
@@ -101,15 +108,20 @@ def pull(dd: DataDir, config: Config) -> Report:
     up = remote.upstream(dd, config)
     report = Report(str(up), up=up)
     try:
+        before = remote.rev(dd, up.tracking)
         if not remote.fetch(dd, up):
             report.pulled = "new branch"
             return report
         if dd.scratch(PENDING).exists():
             # A killed beat's writes are still on disk, uncommitted: this beat commits them
             # first, and the push after it replays them onto the remote like any other.
-            report.pulled = "deferred"
+            report.pulled, report.before = DEFERRED, before
             return report
-        report.pulled, report.dropped = integrate(dd, config, up)
+        report.pulled, report.dropped = integrate(dd, config, up, before)
+    except Rewritten as exc:
+        # A push now would be a fast-forward of the rewritten branch that brings back
+        # what someone removed from it.
+        report.pulled, report.error, report.kind = REWRITTEN, exc.message, remote.FAILED
     except RemoteFailed as exc:
         report.error, report.kind = exc.message, exc.kind
     except (Diverged, Conflict, advance.Blocked, advance.Moved) as exc:
@@ -117,22 +129,26 @@ def pull(dd: DataDir, config: Config) -> Report:
     return report
 
 
-def integrate(dd: DataDir, config: Config, up: Upstream) -> tuple[str, list[str]]:
-    """Bring HEAD level with the remote-tracking ref: (what happened, dropped paths)."""
+def integrate(
+    dd: DataDir, config: Config, up: Upstream, before: str | None
+) -> tuple[str, list[str]]:
+    """Bring HEAD level with the remote-tracking ref, which was `before` until the fetch
+    that just moved it: (what happened, dropped paths)."""
     for _ in range(_MOVES):
         head = remote.rev(dd, "HEAD")
         theirs = remote.rev(dd, up.tracking)
         if head is None or theirs is None or head == theirs:
             return "up to date", []
         base = _merge_base(dd, up, head, theirs)
-        if base == theirs:
+        gone = _rewritten_away(dd, up, before, theirs, head)
+        if base == theirs and not gone:
             return "ahead", []
         ident = author_identity(config.author)
         try:
             if base == head:
                 advance.advance(dd, head, theirs, f"looopbot: fast-forward to {up}", ident)
                 return "fast-forward", []
-            mine = _unpushed(dd, base, head)
+            mine = [sha for sha in _unpushed(dd, base, head) if sha not in gone]
             from dulwich.repo import Repo
 
             assert dd.repo_root is not None
@@ -145,7 +161,10 @@ def integrate(dd: DataDir, config: Config, up: Upstream) -> tuple[str, list[str]
                 repo.close()
             why = f"looopbot: rebased {len(mine)} bot commit(s) onto {up}"
             advance.advance(dd, head, done.tip, why, ident)
-            return f"rebased {done.commits}", done.dropped
+            said = f"rebased {done.commits}"
+            if gone:
+                said = f"followed a rewrite: dropped {len(gone)}, {said}"
+            return said, done.dropped
         except advance.Moved:
             continue  # a commit landed meanwhile: look again
     raise advance.Moved("HEAD kept moving while bringing in the remote branch; try again")
@@ -165,6 +184,32 @@ def _merge_base(dd: DataDir, up: Upstream, head: str, theirs: str) -> str:
         f"this branch and {up} share no history — merge them by hand "
         "(git pull --allow-unrelated-histories), then push"
     )
+
+
+def _rewritten_away(
+    dd: DataDir, up: Upstream, before: str | None, theirs: str, head: str
+) -> set[str]:
+    """The commits here that the remote branch had (they were in `before`, as last
+    fetched) and no longer has: its history was rewritten — a pushed bot commit removed on
+    purpose, a leaked secret purged — and pushing them again would undo that. Only the
+    bot's are followed; anyone else's are left for a human (Diverged)."""
+    root = dd.repo_root
+    assert root is not None
+    if before is None or before == theirs or _contains(dd, theirs, before):
+        return set()
+    here = gitcli.out(root, "rev-list", head, "--not", theirs).split()
+    had = gitcli.out(root, "rev-list", before, "--not", theirs).split()
+    gone = set(here) & set(had)
+    if gone:
+        raw = gitcli.run(root, "log", "-z", "--no-walk", "--format=%B", *sorted(gone)).stdout
+        foreign = [m for m in raw.split(b"\0") if m.strip() and not is_bot(b"\n" + m)]
+        if foreign:
+            raise Rewritten(
+                f"{up} was rewritten: {len(gone)} commit(s) here that it had are gone from "
+                f"it, {len(foreign)} of them not looopbot's — looopbot neither restores nor "
+                f"drops them: see git log {up}..HEAD, then reset or push by hand"
+            )
+    return gone
 
 
 def _unpushed(dd: DataDir, base: str, head: str) -> list[str]:
@@ -206,6 +251,13 @@ def push(dd: DataDir, config: Config, report: Report) -> Report:
 
 
 def _push(dd: DataDir, config: Config, up: Upstream, report: Report) -> None:
+    if report.pulled == REWRITTEN:
+        report.result = "failed"  # a human settles it first (the report says how)
+        return
+    # The killed beat's writes are committed now: the remote comes in as the pull would
+    # have brought it (a rewrite there included) before anything is pushed.
+    if report.pulled == DEFERRED and not _catch_up(dd, config, up, report, report.before):
+        return
     retries = config.limits.push_retries
     for attempt in range(retries + 1):
         head = remote.rev(dd, "HEAD")
@@ -226,18 +278,33 @@ def _push(dd: DataDir, config: Config, up: Upstream, report: Report) -> None:
                 report.result = "failed"
                 return
         time.sleep(_backoff(attempt))
+        before = remote.rev(dd, up.tracking)
         try:
             remote.fetch(dd, up)
-            pulled, dropped = integrate(dd, config, up)
-            report.dropped = sorted({*report.dropped, *dropped})
-            if report.pulled in (None, "up to date", "ahead"):
-                report.pulled = pulled
         except RemoteFailed as exc:
             report.error, report.kind, report.result = exc.message, exc.kind, "failed"
             return
-        except (Diverged, Conflict, advance.Blocked, advance.Moved) as exc:
-            report.error, report.kind, report.result = exc.message, remote.FAILED, "failed"
+        if not _catch_up(dd, config, up, report, before):
             return
+
+
+def _catch_up(
+    dd: DataDir, config: Config, up: Upstream, report: Report, before: str | None
+) -> bool:
+    """Bring the fetched remote branch in before a push; False when that failed (the
+    report says why, and nothing is pushed)."""
+    try:
+        pulled, dropped = integrate(dd, config, up, before)
+    except RemoteFailed as exc:
+        report.error, report.kind, report.result = exc.message, exc.kind, "failed"
+        return False
+    except (Diverged, Conflict, advance.Blocked, advance.Moved) as exc:
+        report.error, report.kind, report.result = exc.message, remote.FAILED, "failed"
+        return False
+    report.dropped = sorted({*report.dropped, *dropped})
+    if report.pulled in (None, "up to date", "ahead", DEFERRED):
+        report.pulled = pulled
+    return True
 
 
 def _contains(dd: DataDir, theirs: str, head: str) -> bool:
@@ -278,4 +345,4 @@ def after_commit(dd: DataDir, config: Config) -> None:
         raise LooopbotError(report.line())
 
 
-__all__ = ["Diverged", "Report", "after_commit", "integrate", "last", "pull", "push"]
+__all__ = ["Diverged", "Report", "Rewritten", "after_commit", "integrate", "last", "pull", "push"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import NOOP, git
-from gitops import clone, fsck, human, published, show
+from gitops import clone, fsck, human, human_push, not_mid_rebase, published, show
 
 
 def push_of(run_json: dict) -> dict:
@@ -71,6 +71,56 @@ def test_a_journal_rotated_away_by_a_human_keeps_the_bots_new_lines(tmp_path: Pa
     assert repo.status_porcelain() == ""
 
 
+# --- a rewritten remote ---------------------------------------------------------------------
+
+
+def test_bot_commits_a_human_removed_with_a_force_push_stay_removed(tmp_path: Path) -> None:
+    """A pushed beat leaked something; a human resets the branch and force-pushes. The
+    bot's clone still has the commit — it must follow the rewrite, not push it back."""
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    good = git(h, "rev-parse", "HEAD").strip()
+    repo.decide({"action": "write_goal", "id": "leak", "body": "goal: LEAKED", "journal": "LEAK"})
+    assert repo.tick("--push").code == 0
+    repo.decide({**NOOP, "journal": "unpushed, after the leak"})
+    assert repo.tick("--force").code == 0
+    force_push(h, good)
+
+    repo.decide({**NOOP, "journal": "after the rewrite"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 0, run.err
+    assert push_of(run.json())["pulled"] == "followed a rewrite: dropped 1, rebased 1"
+    journal = texts(show(remote, "journal.md"))
+    assert journal == ["unpushed, after the leak", "after the rewrite"]
+    assert "LEAKED" not in git(remote, "log", "-p", "--all")
+    assert not (repo.root / "goals/leak.md").exists()
+    assert git(remote, "merge-base", "--is-ancestor", good, "HEAD", check=False) == ""
+    assert repo.status_porcelain() == ""
+    fsck(repo.root)
+
+
+def test_a_humans_commit_removed_by_a_rewrite_is_neither_restored_nor_dropped(
+    tmp_path: Path,
+) -> None:
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    before = git(h, "rev-parse", "HEAD").strip()
+    human_push(h, {"goals/mine.md": "goal: the human's\n"}, "human: mine")
+    repo.decide(NOOP)
+    assert repo.tick("--push").code == 0  # the human's commit is in the bot's branch now
+    head = repo.head()
+    force_push(h, before)
+    repo.decide({**NOOP, "journal": "after"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 1
+    push = push_of(run.json())
+    assert "was rewritten" in push["error"] and "not looopbot's" in push["error"]
+    assert git(repo.root, "merge-base", "--is-ancestor", head, "HEAD", check=False) == ""
+    assert repo.read("goals/mine.md") == "goal: the human's\n"
+    assert git(remote, "rev-parse", "HEAD").strip() == before  # nothing was pushed
+    not_mid_rebase(repo.root)
+
+
 # --- a deleted, empty or unrelated remote -------------------------------------------------
 
 
@@ -86,3 +136,24 @@ def test_an_upstream_that_is_not_a_branch_falls_back_to_the_branchs_name(
     assert run.code == 0, run.err
     assert push_of(run.json())["upstream"] == f"origin/{branch}"
     assert git(remote, "rev-parse", branch).strip() == repo.head()
+
+
+def test_a_rewrite_met_by_a_beat_finishing_a_killed_beats_writes_is_followed(
+    tmp_path: Path,
+) -> None:
+    """The pull waits while a killed beat's writes are uncommitted; once this beat has
+    committed them, the remote comes in — and its rewrite is followed — before any push."""
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    good = git(h, "rev-parse", "HEAD").strip()
+    repo.decide({"action": "write_goal", "id": "leak", "body": "goal: LEAKED", "journal": "LEAK"})
+    assert repo.tick("--push").code == 0
+    repo.decide({"action": "run_shell", "cmd": "kill -9 $PPID", "reason": "dies mid-move"})
+    assert repo.tick("--force").code == -9  # its snapshots and records stay uncommitted
+    force_push(h, good)
+    repo.decide({**NOOP, "journal": "after the rewrite"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 0, run.err
+    assert "LEAKED" not in git(remote, "log", "-p", "--all")
+    assert texts(show(remote, "journal.md"))[-1] == "after the rewrite"
+    assert repo.status_porcelain() == ""
