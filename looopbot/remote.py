@@ -168,7 +168,8 @@ def _check_remote(dd: DataDir, name: str) -> None:
 def fetch(dd: DataDir, up: Upstream, *, claims: bool = True) -> bool:
     """Bring the upstream branch into its remote-tracking ref (and the remote's claims into
     the local claim refs, which the remote decides); False when the remote has no such
-    branch yet (a new, empty repository). Raises RemoteFailed."""
+    branch (a new, empty repository — or one whose branch was deleted: the tracking ref
+    is left as it was, the memory that it existed). Raises RemoteFailed."""
     root = _root(dd)
     _check_remote(dd, up.remote)
     specs = [f"+refs/heads/{up.branch}:{up.tracking}"]
@@ -187,7 +188,6 @@ def fetch(dd: DataDir, up: Upstream, *, claims: bool = True) -> bool:
             again = _network(root, *args, specs[1])
             if not again.ok:
                 raise _fail(again, f"fetch {up.remote}")
-        gitcli.run(root, "update-ref", "-d", up.tracking, check=False)
         return False
     raise _fail(result, f"fetch {up}")
 

@@ -35,6 +35,8 @@ _BACKOFF_S = 0.5
 _BACKOFF_CAP_S = 8.0
 _DEEPEN = (50, 500, 5000)  # a shallow clone deepens this far, then unshallows
 _MOVES = 3  # HEAD moved by someone else while we moved it: read again, this many times
+NEW = "new branch"  # Report.pulled: the remote has no such branch yet; the push creates it
+GONE = "branch gone"  # Report.pulled: the remote branch we knew was deleted; no push
 REWRITTEN = "rewritten"  # Report.pulled: rewritten away from others' commits here; no push
 DEFERRED = "deferred"  # Report.pulled: fetched; brought in after a killed beat's writes commit
 
@@ -52,7 +54,7 @@ class Report:
     """What pull and push did, for the beat's output, `tick --json` and `status`."""
 
     upstream: str
-    pulled: str | None = None  # up to date | fast-forward | rebased N | ahead | new branch
+    pulled: str | None = None  # up to date | fast-forward | rebased N | ahead | NEW | GONE…
     pushed: str | None = None  # the commit pushed
     result: str = "skipped"  # pushed | up to date | failed | skipped
     error: str | None = None
@@ -89,7 +91,7 @@ class Report:
             "skipped": f"nothing pushed to {self.upstream}",
             "failed": f"push to {self.upstream} failed",
         }[self.result]
-        if self.pulled and self.pulled not in ("up to date", "ahead", REWRITTEN):
+        if self.pulled and self.pulled not in ("up to date", "ahead", GONE, REWRITTEN):
             said = f"pulled ({self.pulled}), {said}"
         if self.dropped:
             said += "; kept the remote's " + ", ".join(self.dropped)
@@ -110,7 +112,18 @@ def pull(dd: DataDir, config: Config) -> Report:
     try:
         before = remote.rev(dd, up.tracking)
         if not remote.fetch(dd, up):
-            report.pulled = "new branch"
+            if before is None:
+                report.pulled = NEW
+                return report
+            # It was there when we last looked: deleted or renamed on purpose. Pushing
+            # would bring it back beside the branch people now use.
+            report.pulled = GONE
+            report.error = (
+                f"{up} is gone from the remote (deleted or renamed there) — looopbot does not "
+                f"re-create it: push the branch by hand (git push -u {up.remote} {up.local}) "
+                "or name the branch to use in looopbot.yaml (git.branch)"
+            )
+            report.kind = remote.MISSING
             return report
         if dd.scratch(PENDING).exists():
             # A killed beat's writes are still on disk, uncommitted: this beat commits them
@@ -251,7 +264,7 @@ def push(dd: DataDir, config: Config, report: Report) -> Report:
 
 
 def _push(dd: DataDir, config: Config, up: Upstream, report: Report) -> None:
-    if report.pulled == REWRITTEN:
+    if report.pulled in (GONE, REWRITTEN):
         report.result = "failed"  # a human settles it first (the report says how)
         return
     # The killed beat's writes are committed now: the remote comes in as the pull would
@@ -280,7 +293,10 @@ def _push(dd: DataDir, config: Config, up: Upstream, report: Report) -> None:
         time.sleep(_backoff(attempt))
         before = remote.rev(dd, up.tracking)
         try:
-            remote.fetch(dd, up)
+            if not remote.fetch(dd, up):
+                report.error = f"{up} is gone from the remote (deleted meanwhile)"
+                report.kind, report.result = remote.MISSING, "failed"
+                return
         except RemoteFailed as exc:
             report.error, report.kind, report.result = exc.message, exc.kind, "failed"
             return
@@ -340,7 +356,8 @@ def after_commit(dd: DataDir, config: Config) -> None:
     raises, the commit staying local for the next push to take."""
     if not config.push:
         return
-    report = push(dd, config, Report(str(remote.upstream(dd, config))))
+    # Pulled first, as a beat does: it tells a deleted remote branch from a new one.
+    report = push(dd, config, pull(dd, config))
     if not report.ok:
         raise LooopbotError(report.line())
 

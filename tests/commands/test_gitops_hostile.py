@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import NOOP, git
-from gitops import clone, fsck, human, human_push, not_mid_rebase, published, show
+from conftest import NOOP, git, make_repo
+from gitops import bare, clone, fsck, human, human_push, not_mid_rebase, published, show
+
+from looopbot.remote import MISSING
 
 
 def push_of(run_json: dict) -> dict:
@@ -122,6 +124,69 @@ def test_a_humans_commit_removed_by_a_rewrite_is_neither_restored_nor_dropped(
 
 
 # --- a deleted, empty or unrelated remote -------------------------------------------------
+
+
+def test_a_deleted_remote_branch_is_not_re_created(tmp_path: Path) -> None:
+    """The branch was renamed on the remote (main -> trunk): pushing the old name again
+    would split the loop from the branch people use."""
+    repo, remote = published(tmp_path)
+    branch = repo.git("branch", "--show-current").strip()
+    git(remote, "branch", "-m", branch, "trunk")
+    repo.decide({**NOOP, "journal": "after the rename"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 1
+    push = push_of(run.json())
+    assert (push["result"], push["kind"]) == ("failed", MISSING)
+    assert "is gone from the remote" in push["error"] and "git push -u" in push["error"]
+    assert len(run.err.splitlines()) == 1
+    by_hand = repo.run("goal", "write", "x", "goal: x", env={"LOOOPBOT_PUSH": "1"})
+    assert by_hand.code == 1 and "is gone from the remote" in by_hand.err
+    assert git(remote, "branch", "--format=%(refname:short)").split() == ["trunk"]
+    # Pushed by hand, it is the loop's branch again.
+    repo.git("push", "-q", "origin", branch)
+    repo.decide(NOOP)
+    again = repo.tick("--push")
+    assert again.code == 0, again.err
+    assert push_of(again.json())["result"] == "pushed"
+    assert git(remote, "rev-parse", branch).strip() == repo.head()
+
+
+def test_an_empty_remote_gets_the_branch(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    remote = bare(tmp_path)
+    repo.git("remote", "add", "origin", str(remote))
+    repo.decide({**NOOP, "journal": "first"})
+    run = repo.tick("--push")
+    assert run.code == 0, run.err
+    assert push_of(run.json())["pulled"] == "new branch"
+    assert git(remote, "rev-parse", "HEAD").strip() == repo.head()
+
+
+@pytest.mark.parametrize("depth", [None, 1])
+def test_a_remote_with_unrelated_history_is_left_to_a_human(
+    tmp_path: Path, depth: int | None
+) -> None:
+    seed, remote = published(tmp_path)
+    repo = clone(tmp_path, remote, "bot", depth=depth)
+    other = tmp_path / "other"
+    git(tmp_path, "init", "-q", str(other))
+    (other / "x").write_text("x\n")
+    git(other, "add", "x")
+    git(other, "commit", "-qm", "another project")
+    git(
+        other,
+        "push",
+        "-q",
+        "--force",
+        str(remote),
+        f"HEAD:{seed.git('branch', '--show-current').strip()}",
+    )
+    repo.decide({**NOOP, "journal": "after"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 1
+    assert "share no history" in push_of(run.json())["error"]
+    assert repo.status_porcelain() == ""
+    assert git(remote, "log", "--format=%s", "HEAD") == "another project\n"
 
 
 @pytest.mark.parametrize("merge", ["refs/heads/", "refs/tags/v1", "refs/pull/1/head", "HEAD"])
