@@ -27,6 +27,7 @@ from looopbot.config import Config, author_identity
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import write_atomic
+from looopbot.gitindex import IndexLocked
 from looopbot.remote import RemoteFailed, Upstream
 from looopbot.replay import Conflict, is_bot, replay
 
@@ -47,6 +48,12 @@ class Diverged(LooopbotError):
 
 class Rewritten(Diverged):
     """The remote's history was rewritten away from commits here that are not the bot's."""
+
+
+# What can stop bringing the remote branch in on this side: the beat goes on without it
+# (a human's `git commit` holding the index lock included: that beat still decides, and
+# its files wait for the next commit, exactly as without push).
+_LOCAL_TROUBLE = (Diverged, Conflict, advance.Blocked, advance.Moved, IndexLocked)
 
 
 @dataclass
@@ -137,7 +144,7 @@ def pull(dd: DataDir, config: Config) -> Report:
         report.pulled, report.error, report.kind = REWRITTEN, exc.message, remote.FAILED
     except RemoteFailed as exc:
         report.error, report.kind = exc.message, exc.kind
-    except (Diverged, Conflict, advance.Blocked, advance.Moved) as exc:
+    except _LOCAL_TROUBLE as exc:
         report.error, report.kind = exc.message, remote.FAILED
     return report
 
@@ -314,7 +321,7 @@ def _catch_up(
     except RemoteFailed as exc:
         report.error, report.kind, report.result = exc.message, exc.kind, "failed"
         return False
-    except (Diverged, Conflict, advance.Blocked, advance.Moved) as exc:
+    except _LOCAL_TROUBLE as exc:
         report.error, report.kind, report.result = exc.message, remote.FAILED, "failed"
         return False
     report.dropped = sorted({*report.dropped, *dropped})

@@ -222,3 +222,30 @@ def test_a_rewrite_met_by_a_beat_finishing_a_killed_beats_writes_is_followed(
     assert "LEAKED" not in git(remote, "log", "-p", "--all")
     assert texts(show(remote, "journal.md"))[-1] == "after the rewrite"
     assert repo.status_porcelain() == ""
+
+
+# --- the index lock ---------------------------------------------------------------------------
+
+
+def test_a_held_index_lock_does_not_stop_a_push_beat_from_deciding(tmp_path: Path) -> None:
+    """A human's `git commit` waits for its editor while the remote moved: the pull cannot
+    move the branch, but the beat still decides — as it does without push — and the next
+    beat commits, pulls and pushes what it wrote."""
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    human_push(h, {"goals/theirs.md": "goal: from the remote\n"}, "human: a goal")
+    lock = repo.root / ".git" / "index.lock"
+    lock.write_text("a human's git commit\n")
+    repo.decide({"action": "write_goal", "id": "mine", "body": "goal: mine", "journal": "decided"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 1 and "index.lock is held" in run.err
+    assert repo.calls() == 1, "the beat decided"
+    assert repo.read("goals/mine.md") == "goal: mine\n"
+    lock.unlink()
+    repo.decide(NOOP)
+    again = repo.tick("--push")
+    assert again.code == 0, again.err
+    assert show(remote, "goals/mine.md") == "goal: mine\n"
+    assert show(remote, "goals/theirs.md") == "goal: from the remote\n"
+    assert "decided" in texts(show(remote, "journal.md"))
+    assert repo.status_porcelain() == ""
