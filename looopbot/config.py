@@ -60,6 +60,7 @@ LIMITS: dict[str, tuple[str, Any]] = {
     "verify_timeout": ("seconds", 60),
     "runs_keep": ("int", 50),
     "push_retries": ("int", 5),
+    "network_timeout": ("seconds", 300),
     "allowed_actions": ("actions", list(ACTIONS)),
 }
 
@@ -131,6 +132,7 @@ class Limits(NamedTuple):
     verify_timeout: float
     runs_keep: int
     push_retries: int
+    network_timeout: float
     allowed_actions: frozenset[str]
 
 

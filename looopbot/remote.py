@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from looopbot import gitcli, proc
-from looopbot.config import Config
+from looopbot.config import Config, load
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 
-NETWORK_TIMEOUT_S = 300.0  # one fetch or push; a hung connection must not hang the beat
 CLAIMS = "refs/heads/looopbot/claim/"
 
 # Failure kinds. Only MOVED is worth a fetch-rebase-retry; the rest need a human.
@@ -124,13 +123,16 @@ def upstream(dd: DataDir, config: Config) -> Upstream:
     return Upstream(name, branch, local)
 
 
-def _network(root: Path, *args: str, stdin: bytes | None = None) -> proc.Result:
-    return gitcli.run(root, *args, stdin=stdin, timeout=NETWORK_TIMEOUT_S, check=False)
+def _network(dd: DataDir, *args: str) -> proc.Result:
+    # One fetch or push, its hooks and credential helpers: a hung connection or a pre-push
+    # hook that never returns must not hang the beat (its whole process group is killed).
+    timeout = load(dd).limits.network_timeout
+    return gitcli.run(_root(dd), *args, timeout=timeout, check=False)
 
 
 def _said(result: proc.Result) -> str:
     if result.timed_out:
-        return f"timed out after {NETWORK_TIMEOUT_S:g}s"
+        return "timed out: no answer within limits.network_timeout"
     if result.spawn_error:
         return f"could not start git: {result.spawn_error}"
     return result.stderr.decode("utf-8", errors="replace").strip()
@@ -170,7 +172,6 @@ def fetch(dd: DataDir, up: Upstream, *, claims: bool = True) -> bool:
     the local claim refs, which the remote decides); False when the remote has no such
     branch (a new, empty repository — or one whose branch was deleted: the tracking ref
     is left as it was, the memory that it existed). Raises RemoteFailed."""
-    root = _root(dd)
     _check_remote(dd, up.remote)
     specs = [f"+refs/heads/{up.branch}:{up.tracking}"]
     if claims:
@@ -179,13 +180,13 @@ def fetch(dd: DataDir, up: Upstream, *, claims: bool = True) -> bool:
         # refs/heads is safe.
         specs.append(f"+{CLAIMS}*:{CLAIMS}*")
     args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune", up.remote]
-    result = _network(root, *args, *specs)
+    result = _network(dd, *args, *specs)
     if result.ok:
         return True
     said = _said(result)
     if "couldn't find remote ref" in said.lower():
         if claims:
-            again = _network(root, *args, specs[1])
+            again = _network(dd, *args, specs[1])
             if not again.ok:
                 raise _fail(again, f"fetch {up.remote}")
         return False
@@ -198,11 +199,10 @@ def is_shallow(dd: DataDir) -> bool:
 
 def deepen(dd: DataDir, up: Upstream, by: int) -> None:
     """Fetch `by` more commits of history (a shallow clone whose rebase needs a merge base)."""
-    root = _root(dd)
     spec = f"+refs/heads/{up.branch}:{up.tracking}"
     args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
     deeper = ["--unshallow"] if by <= 0 else [f"--deepen={by}"]
-    result = _network(root, *args, *deeper, up.remote, spec)
+    result = _network(dd, *args, *deeper, up.remote, spec)
     if not result.ok:
         raise _fail(result, f"deepen {up}")
 
@@ -231,7 +231,7 @@ def push(dd: DataDir, up: Upstream, commit: str) -> None:
     """Push `commit` to the upstream branch — never forced. Raises RemoteFailed."""
     root = _root(dd)
     _check_remote(dd, up.remote)
-    result = _network(root, "push", "--porcelain", up.remote, f"{commit}:refs/heads/{up.branch}")
+    result = _network(dd, "push", "--porcelain", up.remote, f"{commit}:refs/heads/{up.branch}")
     if result.ok:
         # git updates the remote-tracking ref only for its configured fetch refspecs; ours
         # is explicit (a custom git.branch, a narrow actions/checkout refspec).
@@ -243,7 +243,7 @@ def push(dd: DataDir, up: Upstream, commit: str) -> None:
 def push_ref(dd: DataDir, remote: str, ref: str) -> None:
     """Push local `ref` to the same name on `remote` — never forced. Raises RemoteFailed."""
     _check_remote(dd, remote)
-    result = _network(_root(dd), "push", "--porcelain", remote, f"{ref}:{ref}")
+    result = _network(dd, "push", "--porcelain", remote, f"{ref}:{ref}")
     if not result.ok:
         raise _fail(result, f"push {ref}", _porcelain(result))
 
@@ -258,17 +258,16 @@ def lease_push(dd: DataDir, remote: str, ref: str, new: str | None, expect: str 
     """Set (or, with `new` None, delete) `ref` on the remote only if it is exactly `expect`
     there now (None: absent). The remote decides, atomically: of any number of clones doing
     this at once, one wins and the others get MOVED. Raises RemoteFailed."""
-    root = _root(dd)
     lease = f"--force-with-lease={ref}:{expect or ''}"
     spec = f"{new}:{ref}" if new is not None else f":{ref}"
-    result = _network(root, "push", "--porcelain", lease, remote, spec)
+    result = _network(dd, "push", "--porcelain", lease, remote, spec)
     if not result.ok:
         raise _fail(result, f"push {ref}", _porcelain(result))
 
 
 def remote_ref(dd: DataDir, remote: str, ref: str) -> str | None:
     """What `ref` points at on the remote now (one ls-remote). Raises RemoteFailed."""
-    result = _network(_root(dd), "ls-remote", "--refs", remote, ref)
+    result = _network(dd, "ls-remote", "--refs", remote, ref)
     if not result.ok:
         raise _fail(result, f"ls-remote {remote}")
     for line in result.stdout.decode().splitlines():

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import NOOP, git, make_repo
+from conftest import NOOP, git, is_dead, make_repo
 from gitops import bare, clone, fsck, human, human_push, not_mid_rebase, published, show
 
-from looopbot.remote import MISSING
+from looopbot.remote import MISSING, UNREACHABLE
 
 
 def push_of(run_json: dict) -> dict:
@@ -222,6 +222,32 @@ def test_a_rewrite_met_by_a_beat_finishing_a_killed_beats_writes_is_followed(
     assert "LEAKED" not in git(remote, "log", "-p", "--all")
     assert texts(show(remote, "journal.md"))[-1] == "after the rewrite"
     assert repo.status_porcelain() == ""
+
+
+# --- a pre-push hook that never returns ------------------------------------------------------
+
+
+def test_a_hung_pre_push_hook_is_ended_reported_and_not_retried(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    calls = tmp_path / "hook-calls"
+    hook = repo.root / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"#!/bin/sh\necho $$ >> {calls}\nsleep 600\n")
+    hook.chmod(0o755)
+    repo.decide({"action": "write_goal", "id": "g", "body": "goal: g", "journal": "held up"})
+    run = repo.tick("--push", env={"LOOOPBOT_NETWORK_TIMEOUT": "2"}, timeout=60)
+    assert run.code == 1
+    push = push_of(run.json())
+    assert (push["result"], push["kind"]) == ("failed", UNREACHABLE)
+    assert "limits.network_timeout" in push["error"]
+    assert len(run.err.splitlines()) == 1
+    pids = [int(p) for p in calls.read_text().split()]
+    assert len(pids) == 1  # not retried
+    assert is_dead(pids[0])  # the hook's whole group was ended with the push
+    assert run.json()["commit"] == repo.head()  # the local commit is intact
+    hook.unlink()
+    again = repo.tick("--push")
+    assert again.code == 0, again.err
+    assert "held up" in show(remote, "journal.md")
 
 
 # --- the index lock ---------------------------------------------------------------------------
