@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +160,11 @@ def _blocked(said: str) -> str:
     files = []
     for raw in said.splitlines():
         line = raw.strip()
-        if line.startswith("error: Entry '") and "'" in line[14:]:
-            files.append(line[14 : line.index("'", 14)])
+        # "error: Entry 'x' not uptodate…", "error: Untracked working tree file 'x' would be
+        # overwritten…", or a list of names under "error: Your local changes…".
+        quoted = re.search(r"'([^']+)'", line) if line.startswith("error:") else None
+        if quoted:
+            files.append(quoted.group(1))
         elif line and not line.startswith(("error:", "fatal:", "Please", "Aborting", "hint:")):
             files.append(line)
     named = ", ".join(files[:10]) or "some files"

@@ -275,3 +275,16 @@ def test_a_held_index_lock_does_not_stop_a_push_beat_from_deciding(tmp_path: Pat
     assert show(remote, "goals/theirs.md") == "goal: from the remote\n"
     assert "decided" in texts(show(remote, "journal.md"))
     assert repo.status_porcelain() == ""
+
+
+def test_an_untracked_file_the_remote_would_overwrite_is_named_and_kept(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    human_push(h, {"goals/new.md": "goal: theirs\n"}, "human: new goal")
+    repo.write("goals/new.md", "my draft, never added\n")
+    repo.decide(NOOP)
+    run = repo.tick("--push")
+    assert run.code == 1
+    error = push_of(run.json())["error"]
+    assert "goals/new.md" in error and "commit or stash" in error
+    assert repo.read("goals/new.md") == "my draft, never added\n"
