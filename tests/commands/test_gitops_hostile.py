@@ -123,6 +123,27 @@ def test_a_humans_commit_removed_by_a_rewrite_is_neither_restored_nor_dropped(
     not_mid_rebase(repo.root)
 
 
+def test_a_rewrite_met_by_a_beat_finishing_a_killed_beats_writes_is_followed(
+    tmp_path: Path,
+) -> None:
+    """The pull waits while a killed beat's writes are uncommitted; once this beat has
+    committed them, the remote comes in — and its rewrite is followed — before any push."""
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    good = git(h, "rev-parse", "HEAD").strip()
+    repo.decide({"action": "write_goal", "id": "leak", "body": "goal: LEAKED", "journal": "LEAK"})
+    assert repo.tick("--push").code == 0
+    repo.decide({"action": "run_shell", "cmd": "kill -9 $PPID", "reason": "dies mid-move"})
+    assert repo.tick("--force").code == -9  # its snapshots and records stay uncommitted
+    force_push(h, good)
+    repo.decide({**NOOP, "journal": "after the rewrite"})
+    run = repo.tick("--push", "--force")
+    assert run.code == 0, run.err
+    assert "LEAKED" not in git(remote, "log", "-p", "--all")
+    assert texts(show(remote, "journal.md"))[-1] == "after the rewrite"
+    assert repo.status_porcelain() == ""
+
+
 # --- a deleted, empty or unrelated remote -------------------------------------------------
 
 
@@ -203,25 +224,22 @@ def test_an_upstream_that_is_not_a_branch_falls_back_to_the_branchs_name(
     assert git(remote, "rev-parse", branch).strip() == repo.head()
 
 
-def test_a_rewrite_met_by_a_beat_finishing_a_killed_beats_writes_is_followed(
-    tmp_path: Path,
-) -> None:
-    """The pull waits while a killed beat's writes are uncommitted; once this beat has
-    committed them, the remote comes in — and its rewrite is followed — before any push."""
+# --- claims that are not claims -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ref", ["db", "db/nested", "-odd"])
+def test_a_claim_ref_that_holds_no_claim_breaks_no_beat(tmp_path: Path, ref: str) -> None:
     repo, remote = published(tmp_path)
     h = human(tmp_path, remote)
-    good = git(h, "rev-parse", "HEAD").strip()
-    repo.decide({"action": "write_goal", "id": "leak", "body": "goal: LEAKED", "journal": "LEAK"})
-    assert repo.tick("--push").code == 0
-    repo.decide({"action": "run_shell", "cmd": "kill -9 $PPID", "reason": "dies mid-move"})
-    assert repo.tick("--force").code == -9  # its snapshots and records stay uncommitted
-    force_push(h, good)
-    repo.decide({**NOOP, "journal": "after the rewrite"})
+    git(h, "push", "-q", "origin", f"HEAD:refs/heads/looopbot/claim/{ref}")
+    repo.decide({**NOOP, "journal": "after"})
     run = repo.tick("--push", "--force")
     assert run.code == 0, run.err
-    assert "LEAKED" not in git(remote, "log", "-p", "--all")
-    assert texts(show(remote, "journal.md"))[-1] == "after the rewrite"
-    assert repo.status_porcelain() == ""
+    if ref == "db":
+        # Unreadable means stale: it never blocks a claim, which replaces it with a lease.
+        taken = repo.run("claim", "db", "--session", "w1", env={"LOOOPBOT_PUSH": "1"})
+        assert taken.code == 0, taken.err
+        assert "w1" in git(remote, "show", "refs/heads/looopbot/claim/db:claim.json")
 
 
 # --- a pre-push hook that never returns ------------------------------------------------------
