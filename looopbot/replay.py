@@ -96,11 +96,12 @@ def added_lines(before: bytes, after: bytes) -> list[bytes]:
     return [line for line in after.splitlines() if line not in had]
 
 
-def with_lines(base: bytes, lines: Sequence[bytes]) -> bytes:
-    """`base` plus those of `lines` it lacks, each on its own line."""
+def with_lines(base: bytes, lines: Sequence[bytes], *, keep_repeats: bool = False) -> bytes:
+    """`base` plus `lines`, each on its own line — only those it lacks, unless
+    `keep_repeats`."""
     if base and not base.endswith(b"\n"):
         base += b"\n"
-    present = set(base.splitlines())
+    present = set() if keep_repeats else set(base.splitlines())
     return base + b"".join(line + b"\n" for line in lines if line not in present)
 
 
@@ -175,7 +176,9 @@ def _one(
             before = _data(repo, was[1]) if was is not None else b""
             lines = added_lines(before, _data(repo, ours[1]))
             base = _data(repo, theirs[1]) if theirs is not None else b""
-            blob = Blob.from_string(with_lines(base, lines))
+            # Every added line, even one the other side has too: two writers who journaled
+            # the same words in the same minute wrote two lines, and both must survive.
+            blob = Blob.from_string(with_lines(base, lines, keep_repeats=True))
             store.add_object(blob)
             todo.append((path, (theirs or ours)[0], blob.id))
         elif rule == "bot" and ours is not None and _state_ok(_data(repo, ours[1])):

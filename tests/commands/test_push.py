@@ -415,3 +415,21 @@ def test_a_worker_branch_with_commits_is_pushed_when_it_exits_and_on_prune(
         assert git(remote, "rev-parse", branch).strip() == repo.git("rev-parse", branch).strip()
     finally:
         end_workers(repo)
+
+
+def test_two_clones_journaling_the_same_words_keep_both_lines(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    other = clone(tmp_path, remote, "other")
+    same = {"action": "noop", "reason": "quiet", "journal": "all quiet on the loop"}
+    repo.decide(same)
+    other.decide(same)
+    # Both decide before either pushes: the second push is rejected and replayed.
+    repo.git("remote", "set-url", "origin", REFUSED_URL)
+    assert repo.tick("--push").code == 1  # decided and committed, not pushed
+    assert other.tick("--push").code == 0
+    repo.git("remote", "set-url", "origin", str(remote))
+    run = repo.tick("--push")
+    assert run.code == 0, run.err
+    assert _push(run.json())["result"] == "pushed"
+    lines = [line for line in show(remote, "journal.md").splitlines() if "all quiet" in line]
+    assert len(lines) == 2, show(remote, "journal.md")
