@@ -165,6 +165,15 @@ def _holder_gone(dd: DataDir, holder: str, host: str) -> bool:
     return worker is not None and not record.effective(worker).live
 
 
+def is_callers(claim: Claim, holder: str) -> bool:
+    """Whether `holder` already holds `claim`. "human" is whoever runs `claim` without a
+    session on one machine: the "human" of another host (a claim pulled from the remote)
+    is someone else."""
+    if claim.holder != holder:
+        return False
+    return holder != HUMAN or not claim.host or claim.host == socket.gethostname()
+
+
 def is_stale(dd: DataDir, claim: Claim, now: float) -> bool:
     """Expired, or held by a known worker that is not live (other holders only expire)."""
     return now >= claim.expires_at or _holder_gone(dd, claim.holder, claim.host)
@@ -271,7 +280,7 @@ def claim(dd: DataDir, name: str, holder: str, ttl: float, now: float) -> Claim:
             old = _current(repo, ref)
             if old is not None:
                 current = _load(repo, name, old)
-                if current.holder != holder and not is_stale(dd, current, now):
+                if not is_callers(current, holder) and not is_stale(dd, current, now):
                     raise Held(current)
             mine = mine or _claim_commit(repo, ident, name=name, holder=holder, now=now, ttl=ttl)
             new = ObjectID(mine.encode())
@@ -314,7 +323,7 @@ def unclaim(dd: DataDir, name: str, holder: str, now: float) -> None:
             if old is None:
                 raise LooopbotError(f"{name} is not claimed")
             current = _load(repo, name, old)
-            if current.holder != holder and not is_stale(dd, current, now):
+            if not is_callers(current, holder) and not is_stale(dd, current, now):
                 raise Held(current)
             if shared is not None:
                 if _lease(dd, repo, shared, ref_name, new=None, old=old):

@@ -169,3 +169,40 @@ def test_a_release_or_reclaim_loses_to_a_reclaim_that_landed_meanwhile(
     assert run.err.startswith("looopbot: db is claimed by wb"), run.err
     claim = on_remote(remote, "db")
     assert claim is not None and claim["holder"] == "wb"
+
+
+def test_human_on_another_machine_is_someone_else(tmp_path: Path) -> None:
+    """Without --session the holder is "human" everywhere: a claim of that name made on
+    another host (here: written there and pushed) is not renewed by this one."""
+    repo, remote = published(tmp_path)
+    now = time.time()
+    doc = {
+        "name": "db",
+        "holder": "human",
+        "host": "elsewhere.example",
+        "pid": 1,
+        "claimed_at": now,
+        "expires_at": now + 3600,
+    }
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"],
+        cwd=remote,
+        input=json.dumps(doc),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = subprocess.run(
+        ["git", "mktree"],
+        cwd=remote,
+        input=f"100644 blob {blob}\tclaim.json\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    commit = git(remote, "commit-tree", tree, "-m", "claim db by human").strip()
+    git(remote, "update-ref", f"{CLAIMS}db", commit)
+    run = repo.run("claim", "db", env=PUSH)
+    assert run.code == 1, run.out
+    assert "human on elsewhere.example" in run.err
+    assert git(remote, "rev-parse", f"{CLAIMS}db").strip() == commit
