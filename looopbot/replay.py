@@ -11,7 +11,8 @@ three versions of every path C changed:
     added, so every line of both writers survives, each writer's in its own order (what
     the `merge=union` attribute means for files that only grow) — a side that lacks the
     file counts as empty (two clones' first beats both create it; a human rotated it);
-  - `.looopbot/state.json` is the bot's: C's version, if it still parses, else T's;
+  - `.looopbot/state.json` is the bot's: C's version, if it still parses, else T's —
+    keeping the other writer's runner calls of the last hour and goal times (merge_state);
   - `snapshots/` are re-derived every beat: C's (the newer sensing);
   - the desired state and the config (goals, PLAYBOOK, sensors, schedules,
     looopbot.yaml): the remote's version wins — a human changed it — and C's change to it
@@ -181,8 +182,13 @@ def _one(
             blob = Blob.from_string(with_lines(base, lines, keep_repeats=True))
             store.add_object(blob)
             todo.append((path, (theirs or ours)[0], blob.id))
-        elif rule == "bot" and ours is not None and _state_ok(_data(repo, ours[1])):
-            todo.append((path, ours[0], ours[1]))
+        elif rule == "bot" and ours is not None:
+            merged = merge_state(_data(repo, ours[1]), _data(repo, theirs[1]) if theirs else b"")
+            if merged is None:
+                continue  # the bot's own version does not parse: the remote's stands
+            blob = Blob.from_string(merged)
+            store.add_object(blob)
+            todo.append((path, ours[0], blob.id))
         elif rule == "bot":
             continue  # the bot's own version does not parse: the remote's stands
         elif rule == "derived":
@@ -278,11 +284,28 @@ def _rel(dd: DataDir, path: bytes) -> str | None:
     return text[len(prefix) :] if text.startswith(prefix) else None
 
 
-def _state_ok(raw: bytes) -> bool:
+def merge_state(ours: bytes, theirs: bytes) -> bytes | None:
+    """The rebasing beat's state (None if it does not parse), with what the other writer
+    counted kept: its runner calls of the last hour (the per-hour cap is the loop's, not
+    one clone's) and the later time each goal was acted on (fairness)."""
+    from looopbot.guards import HOUR
     from looopbot.state import StateUnreadable, parse
 
     try:
-        parse(raw)
+        mine = parse(ours)
     except StateUnreadable:
-        return False
-    return True
+        return None
+    try:
+        other = parse(theirs)
+    except StateUnreadable:
+        return ours
+    calls = {*mine.decides, *other.decides}
+    newest = max(calls, default=0.0)
+    acted = dict(other.goal_acted)
+    for goal, at in mine.goal_acted.items():
+        acted[goal] = max(at, acted.get(goal, at))
+    merged = mine._replace(
+        decides=tuple(sorted(t for t in calls if newest - t < HOUR)),
+        goal_acted={g: acted[g] for g in sorted(acted)},
+    )
+    return merged.to_json().encode()

@@ -433,3 +433,22 @@ def test_two_clones_journaling_the_same_words_keep_both_lines(tmp_path: Path) ->
     assert _push(run.json())["result"] == "pushed"
     lines = [line for line in show(remote, "journal.md").splitlines() if "all quiet" in line]
     assert len(lines) == 2, show(remote, "journal.md")
+
+
+def test_runner_calls_of_every_clone_count_against_the_hourly_cap(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    other = clone(tmp_path, remote, "other")
+    repo.decide(NOOP)
+    other.decide(NOOP)
+    repo.git("remote", "set-url", "origin", REFUSED_URL)
+    assert repo.tick("--push").code == 1  # decided offline
+    assert other.tick("--push").code == 0
+    repo.git("remote", "set-url", "origin", str(remote))
+    assert repo.tick("--push").code == 0
+    state = json.loads(show(remote, ".looopbot/state.json"))
+    assert len(state["decides"]) == 2, state["decides"]
+    # With a cap of 2 per hour, neither clone calls its runner again.
+    other.decide(NOOP)
+    held = other.tick("--push", "--force", env={"LOOOPBOT_MAX_DECIDES_PER_HOUR": "2"})
+    assert held.json()["outcome"] == "capped", held.out
+    assert other.calls() == 1
