@@ -221,7 +221,16 @@ def _rewritten_away(
     had = gitcli.out(root, "rev-list", before, "--not", theirs).split()
     gone = set(here) & set(had)
     if gone:
-        raw = gitcli.run(root, "log", "-z", "--no-walk", "--format=%B", *sorted(gone)).stdout
+        raw = gitcli.run(
+            root,
+            "-c",
+            "log.showSignature=false",
+            "log",
+            "-z",
+            "--no-walk",
+            "--format=%B",
+            *sorted(gone),
+        ).stdout
         foreign = [m for m in raw.split(b"\0") if m.strip() and not is_bot(b"\n" + m)]
         if foreign:
             raise Rewritten(
