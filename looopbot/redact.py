@@ -22,6 +22,9 @@ _SHAPES = (
     r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}",
     r"AKIA[0-9A-Z]{16}",
     r"xox[abprs]-[A-Za-z0-9-]{10,}",
+    # The credentials in a URL (https://user:password@host/…); git hides them in its own
+    # messages, but a hook's or a helper's output need not.
+    r"(?<=://)[^/@\s:]+:[^/@\s]+(?=@)",
 )
 
 

@@ -20,6 +20,7 @@ from looopbot import gitcli, proc
 from looopbot.config import Config, load
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
+from looopbot.redact import redact
 
 CLAIMS = "refs/heads/looopbot/claim/"
 
@@ -150,7 +151,8 @@ def _one_line(said: str, what: str) -> str:
 def _fail(result: proc.Result, what: str, extra: str = "") -> RemoteFailed:
     said = _said(result) + ("\n" + extra if extra else "")
     kind = UNREACHABLE if result.timed_out else classify(said)
-    return RemoteFailed(kind, _one_line(said, what))
+    # It goes to the output, `tick --json`, the job summary and maybe the journal.
+    return RemoteFailed(kind, redact(_one_line(said, what)))
 
 
 def has_remote(dd: DataDir, name: str) -> bool:

@@ -183,3 +183,12 @@ def test_a_head_cut_through_a_secret_leaves_none_of_it(at: int) -> None:
     shown = head(text, 1024, redactor({"API_TOKEN": SECRET}))
     assert len(shown) == 1024
     assert not any(SECRET[i : i + 8] in shown for i in range(len(SECRET) - 7))
+
+
+def test_credentials_in_a_url_are_redacted() -> None:
+    text = "fatal: could not read from https://x-access-token:hunter2secret@github.com/o/r.git"
+    assert redact(text, {}) == ("fatal: could not read from https://[redacted]@github.com/o/r.git")
+    # A URL without credentials, and an ordinary "a:b@c", are left alone.
+    assert redact("see https://github.com/o/r and mail a:b@c", {}) == (
+        "see https://github.com/o/r and mail a:b@c"
+    )

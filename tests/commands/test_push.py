@@ -452,3 +452,23 @@ def test_runner_calls_of_every_clone_count_against_the_hourly_cap(tmp_path: Path
     held = other.tick("--push", "--force", env={"LOOOPBOT_MAX_DECIDES_PER_HOUR": "2"})
     assert held.json()["outcome"] == "capped", held.out
     assert other.calls() == 1
+
+
+def test_a_secret_in_git_s_words_is_redacted_everywhere(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    secret = "sekritvalue12345"
+    moved = remote.rename(tmp_path / f"r-{secret}.git")
+    repo.git("remote", "set-url", "origin", str(moved))
+    # A pre-push hook that says no: git then names the remote's URL in its last word.
+    hook = repo.root / ".git" / "hooks" / "pre-push"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    repo.decide(NOOP)
+    run = repo.tick("--push", env={"DEPLOY_TOKEN": secret})
+    assert run.code == 1
+    error = _push(run.json())["error"]
+    assert "failed to push" in error and "[redacted]" in error, error
+    assert secret not in run.out + run.err
+    assert secret not in repo.read("journal.md")
+    status = repo.run("status", "--json", env={"DEPLOY_TOKEN": secret})
+    assert secret not in status.out
