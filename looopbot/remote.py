@@ -175,24 +175,62 @@ def fetch(dd: DataDir, up: Upstream, *, claims: bool = True) -> bool:
     branch (a new, empty repository — or one whose branch was deleted: the tracking ref
     is left as it was, the memory that it existed). Raises RemoteFailed."""
     _check_remote(dd, up.remote)
+    mirror = f"refs/remotes/{up.remote}/looopbot/claim/"
     specs = [f"+refs/heads/{up.branch}:{up.tracking}"]
     if claims:
-        # The claim refs mirror the remote's: a claim released elsewhere goes (--prune),
-        # one taken elsewhere appears. Claims are never checked out, so fetching into
-        # refs/heads is safe.
-        specs.append(f"+{CLAIMS}*:{CLAIMS}*")
+        # The remote's claims land in a mirror first (--prune: one released there goes);
+        # the local claims follow it below.
+        specs.append(f"+{CLAIMS}*:{mirror}*")
+        seen = _refs(dd, mirror)
     args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune", up.remote]
     result = _network(dd, *args, *specs)
-    if result.ok:
-        return True
-    said = _said(result)
-    if "couldn't find remote ref" in said.lower():
+    found = True
+    if not result.ok:
+        said = _said(result)
+        if "couldn't find remote ref" not in said.lower():
+            raise _fail(result, f"fetch {up}")
+        found = False
         if claims:
             again = _network(dd, *args, specs[1])
             if not again.ok:
                 raise _fail(again, f"fetch {up.remote}")
-        return False
-    raise _fail(result, f"fetch {up}")
+    if claims:
+        _follow_claims(dd, seen, _refs(dd, mirror))
+    return found
+
+
+def _refs(dd: DataDir, prefix: str) -> dict[str, str]:
+    """{name under prefix: commit} (one for-each-ref)."""
+    out = gitcli.out(_root(dd), "for-each-ref", "--format=%(objectname) %(refname)", prefix)
+    refs = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition(" ")
+        refs[ref[len(prefix) :]] = sha
+    return refs
+
+
+def _follow_claims(dd: DataDir, seen: dict[str, str], there: dict[str, str]) -> None:
+    """Local claims become what the remote holds: a claim taken there appears, one changed
+    there follows, one released there (it was in the mirror, as we hold it) goes. A local
+    claim the remote never had — taken before push was on — stays: nothing here deletes
+    what nobody released. Each update is compare-and-swap on what we read."""
+    local = _refs(dd, CLAIMS)
+    zero = "0" * 40
+    lines = [
+        f"update {CLAIMS}{name} {sha} {local.get(name, zero)}"
+        for name, sha in there.items()
+        if local.get(name) != sha
+    ]
+    lines += [
+        f"delete {CLAIMS}{name} {sha}"
+        for name, sha in local.items()
+        if name not in there and seen.get(name) == sha
+    ]
+    if lines:
+        # All or nothing; a claim changed here meanwhile fails it, and the next fetch
+        # tries again.
+        stdin = "".join(line + "\n" for line in lines).encode()
+        gitcli.run(_root(dd), "update-ref", "--stdin", stdin=stdin, check=False)
 
 
 def is_shallow(dd: DataDir) -> bool:

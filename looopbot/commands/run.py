@@ -8,6 +8,7 @@ signal stops at once.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,8 @@ from looopbot.state import StateUnreadable, parse
 
 def run(args: argparse.Namespace) -> int:
     warn_unknown_env()
+    if args.push:
+        os.environ["LOOOPBOT_PUSH"] = "1"  # as tick --push: for claims and workers too
     dd = locate(args.data_dir)
     stop = threading.Event()
     received: list[int] = []

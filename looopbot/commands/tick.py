@@ -32,6 +32,10 @@ def tick(args: argparse.Namespace) -> int:
 
 def _tick(args: argparse.Namespace) -> int:
     warn_unknown_env()
+    if args.push:
+        # Push on for everything this beat does and starts: its claims and its workers'
+        # claims go to the remote (whose fetch they must survive), their branches too.
+        os.environ["LOOOPBOT_PUSH"] = "1"
     dd = locate(args.data_dir)
     if args.dry_run:
         if args.artifacts:

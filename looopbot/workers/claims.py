@@ -273,8 +273,7 @@ def claim(dd: DataDir, name: str, holder: str, ttl: float, now: float) -> Claim:
     try:
         ident = _identity(dd)
         mine: str | None = None
-        if shared is not None:
-            _refresh(dd, repo, shared, ref_name)
+        there = _refresh(dd, repo, shared, ref_name) if shared is not None else None
         reflog = f"claim {name} by {holder}".encode()
         for _attempt in range(_ATTEMPTS):
             old = _current(repo, ref)
@@ -286,8 +285,9 @@ def claim(dd: DataDir, name: str, holder: str, ttl: float, now: float) -> Claim:
             new = ObjectID(mine.encode())
             if shared is not None:
                 # The remote decides: a lease on exactly what we saw there (or its absence).
-                if _lease(dd, repo, shared, ref_name, new=mine, old=old):
+                if _lease(dd, repo, shared, ref_name, new=mine, expect=there):
                     return _load(repo, name, new)
+                there = _refresh(dd, repo, shared, ref_name)
                 continue
             if old is None:
                 move = partial(repo.refs.add_if_new, ref, new, committer=ident, message=reflog)
@@ -316,8 +316,7 @@ def unclaim(dd: DataDir, name: str, holder: str, now: float) -> None:
     shared = _shared(dd)
     try:
         ident = _identity(dd)
-        if shared is not None:
-            _refresh(dd, repo, shared, ref_name)
+        there = _refresh(dd, repo, shared, ref_name) if shared is not None else None
         for _attempt in range(_ATTEMPTS):
             old = _current(repo, ref)
             if old is None:
@@ -325,10 +324,12 @@ def unclaim(dd: DataDir, name: str, holder: str, now: float) -> None:
             current = _load(repo, name, old)
             if not is_callers(current, holder) and not is_stale(dd, current, now):
                 raise Held(current)
-            if shared is not None:
-                if _lease(dd, repo, shared, ref_name, new=None, old=old):
+            if shared is not None and there is not None:
+                if _lease(dd, repo, shared, ref_name, new=None, expect=there):
                     return
+                there = _refresh(dd, repo, shared, ref_name)
                 continue
+            # Not on the remote (taken here before push was on): released here alone.
             message = f"unclaim {name} by {holder}".encode()
             if _swap(
                 partial(repo.refs.remove_if_equals, ref, old, committer=ident, message=message)
@@ -351,8 +352,15 @@ def _shared(dd: DataDir) -> str | None:
     return upstream(dd, config).remote if config.push else None
 
 
-def _refresh(dd: DataDir, repo: Repo, remote: str, ref: str) -> None:
-    """Make the local claim ref what the remote holds now (the remote decides)."""
+def _mirror(remote: str, ref: str) -> str:
+    """Where the remote's claim `ref` is mirrored locally (what the last fetch saw)."""
+    return f"refs/remotes/{remote}/{ref[len('refs/heads/') :]}"
+
+
+def _refresh(dd: DataDir, repo: Repo, remote: str, ref: str) -> str | None:
+    """Make the local claim ref follow the remote's (the remote decides); returns the
+    commit the remote holds, None when it holds no such claim. A local claim the remote
+    never had (taken before push was on) stays; one it released goes."""
     from dulwich.objects import ObjectID
     from dulwich.refs import Ref
 
@@ -363,51 +371,50 @@ def _refresh(dd: DataDir, repo: Repo, remote: str, ref: str) -> None:
         theirs = remote_ref(dd, remote, ref)
     except RemoteFailed as exc:
         raise LooopbotError(f"cannot reach {remote}, which decides claims: {exc.message}") from None
-    key = Ref(ref.encode())
+    key, mirror = Ref(ref.encode()), Ref(_mirror(remote, ref).encode())
+    local, seen = _current(repo, key), _current(repo, mirror)
     if theirs is None:
-        repo.refs.remove_if_equals(key, None)
-        return
-    if _current(repo, key) != theirs.encode():
+        if local is not None and local == seen:
+            repo.refs.remove_if_equals(key, local)  # released there
+        if seen is not None:
+            repo.refs.remove_if_equals(mirror, seen)
+        return None
+    if local != theirs.encode():
         assert dd.repo_root is not None
-        spec = f"+{ref}:{ref}"
         fetched = gitcli.run(
             dd.repo_root,
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            remote,
-            spec,
+            *("fetch", "--quiet", "--no-tags", "--no-write-fetch-head"),
+            *(remote, f"+{ref}:{_mirror(remote, ref)}"),
             check=False,
         )
         if not fetched.ok:
             raise LooopbotError(f"cannot fetch {ref} from {remote}")
-    repo.refs.set_if_equals(key, None, ObjectID(theirs.encode()))
+    for name in (key, mirror):
+        repo.refs.set_if_equals(name, None, ObjectID(theirs.encode()))
+    return theirs
 
 
 def _lease(
-    dd: DataDir, repo: Repo, remote: str, ref: str, *, new: str | None, old: ObjectID | None
+    dd: DataDir, repo: Repo, remote: str, ref: str, *, new: str | None, expect: str | None
 ) -> bool:
-    """Set (or delete) `ref` on the remote if it still holds `old`; then mirror it locally.
-    False when the remote had changed (the local ref now shows what it holds instead)."""
+    """Set (or delete) `ref` on the remote if it holds exactly `expect` (None: nothing);
+    then the local ref and its mirror follow. False when the remote had changed."""
     from dulwich.objects import ObjectID
     from dulwich.refs import Ref
 
     from looopbot.remote import MOVED, RemoteFailed, lease_push
 
-    expect = old.decode() if old is not None else None
     try:
         lease_push(dd, remote, ref, new, expect)
     except RemoteFailed as exc:
         if exc.kind != MOVED:
             raise LooopbotError(f"cannot update {ref} on {remote}: {exc.message}") from None
-        _refresh(dd, repo, remote, ref)
         return False
-    key = Ref(ref.encode())
-    if new is None:
-        repo.refs.remove_if_equals(key, None)
-    else:
-        repo.refs.set_if_equals(key, None, ObjectID(new.encode()))
+    for name in (Ref(ref.encode()), Ref(_mirror(remote, ref).encode())):
+        if new is None:
+            repo.refs.remove_if_equals(name, None)
+        else:
+            repo.refs.set_if_equals(name, None, ObjectID(new.encode()))
     return True
 
 
@@ -431,11 +438,12 @@ def reap_stale(dd: DataDir, now: float) -> list[str]:
         for c in stale:
             ref = Ref((PREFIX + c.name).encode())
             old = ObjectID(c.commit.encode())
-            if shared is not None:
+            seen = _current(repo, Ref(_mirror(shared, ref.decode()).encode())) if shared else None
+            if shared is not None and seen == old:
                 # Released where it is decided, with a lease on the stale commit: a claim
                 # retaken there meanwhile stays. Unreachable: the next beat tries again.
                 with contextlib.suppress(LooopbotError):
-                    if _lease(dd, repo, shared, ref.decode(), new=None, old=old):
+                    if _lease(dd, repo, shared, ref.decode(), new=None, expect=c.commit):
                         removed.append(c.name)
                 continue
             message = f"reap stale claim {c.name} of {c.holder}".encode()

@@ -151,14 +151,17 @@ def test_a_release_or_reclaim_loses_to_a_reclaim_that_landed_meanwhile(
     while time.time() <= float(str(expires["expires_at"])):
         time.sleep(0.05)
     actor, session = (a, "wa") if move == "unclaim" else (c, "wc")
-    actor.git("update-ref", "-d", f"{CLAIMS}db", check=False)  # it fetches the claim now
+    # It fetches the claim now (neither it nor its mirror of the remote's is here).
+    actor.git("update-ref", "-d", f"{CLAIMS}db", check=False)
+    actor.git("update-ref", "-d", "refs/remotes/origin/looopbot/claim/db", check=False)
     armed = tmp_path / "armed"
     armed.touch()
     hook = actor.root / ".git" / "hooks" / "reference-transaction"
     reclaim = shlex.join([str(BIN), "-C", str(b.root), "claim", "db", "--session", "wb"])
     hook.write_text(
         f'#!/bin/sh\ninput=$(cat)\n[ "$1" = committed ] && [ -e {armed} ] || exit 0\n'
-        f'case "$input" in *{CLAIMS}db*) ;; *) exit 0 ;; esac\nrm {armed}\n'
+        # the claim's fetch lands in the mirror, refs/remotes/origin/looopbot/claim/db
+        f'case "$input" in *looopbot/claim/db*) ;; *) exit 0 ;; esac\nrm {armed}\n'
         f"LOOOPBOT_PUSH=1 {reclaim} >> {tmp_path}/reclaim.log 2>&1\n"
     )
     hook.chmod(0o755)
@@ -206,3 +209,35 @@ def test_human_on_another_machine_is_someone_else(tmp_path: Path) -> None:
     assert run.code == 1, run.out
     assert "human on elsewhere.example" in run.err
     assert git(remote, "rev-parse", f"{CLAIMS}db").strip() == commit
+
+
+def test_a_claim_taken_before_push_was_on_survives_the_first_pushed_beat(
+    tmp_path: Path,
+) -> None:
+    """Nothing deletes what nobody released: a beat's fetch mirrors the remote's claims,
+    but a local claim the remote never had stays, and still holds against others."""
+    repo, remote = published(tmp_path)
+    assert repo.run("claim", "db", "--session", "alice").code == 0  # push off: local only
+    repo.decide(NOOP)
+    assert repo.tick("--push").code == 0  # the flag alone turns push on
+    assert repo.git("for-each-ref", "--format=%(refname)", CLAIMS).split() == [f"{CLAIMS}db"]
+    bob = repo.run("claim", "db", "--session", "bob", env=PUSH)
+    assert bob.code == 1 and "alice" in bob.err, bob.err
+    # alice, with push on, shares it: the remote now decides.
+    assert repo.run("claim", "db", "--session", "alice", env=PUSH).code == 0
+    assert on_remote(remote, "db")["holder"] == "alice"  # type: ignore[index]
+    assert repo.run("unclaim", "db", "--session", "alice", env=PUSH).code == 0
+    assert on_remote(remote, "db") is None
+
+
+def test_a_claim_released_on_another_clone_goes_here_at_the_next_fetch(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    other = clone(tmp_path, remote, "other")
+    assert repo.run("claim", "db", "--session", "alice", env=PUSH).code == 0
+    other.decide(NOOP)
+    assert other.tick("--push").code == 0
+    assert other.git("for-each-ref", "--format=%(refname)", CLAIMS).split() == [f"{CLAIMS}db"]
+    assert repo.run("unclaim", "db", "--session", "alice", env=PUSH).code == 0
+    other.decide(NOOP)
+    assert other.tick("--push", "--force").code == 0
+    assert other.git("for-each-ref", "--format=%(refname)", CLAIMS).strip() == ""
