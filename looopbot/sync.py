@@ -209,26 +209,33 @@ def _merge_base(dd: DataDir, up: Upstream, head: str, theirs: str) -> str:
 def _rewritten_away(
     dd: DataDir, up: Upstream, before: str | None, theirs: str, head: str
 ) -> set[str]:
-    """The commits here that the remote branch had (they were in `before`, as last
-    fetched) and no longer has: its history was rewritten — a pushed bot commit removed on
-    purpose, a leaked secret purged — and pushing them again would undo that. Only the
-    bot's are followed; anyone else's are left for a human (Diverged)."""
+    """The commits here that the remote branch had — at any tip we fetched, `before` this
+    fetch or in the tracking ref's reflog — and no longer has: its history was rewritten
+    (a pushed bot commit removed on purpose, a leaked secret purged), and pushing them again
+    would undo that. The reflog keeps it known after the fetch that saw it, and after a
+    human's own `git fetch`. Only the bot's are followed; anyone else's are left for a
+    human (Rewritten)."""
     root = dd.repo_root
     assert root is not None
-    if before is None or before == theirs or _contains(dd, theirs, before):
-        return set()
     here = gitcli.out(root, "rev-list", head, "--not", theirs).split()
-    had = gitcli.out(root, "rev-list", before, "--not", theirs).split()
-    gone = set(here) & set(had)
+    if not here:
+        return set()
+    seen = gitcli.run(
+        root,
+        *("-c", "log.showSignature=false", "reflog", "show", "--format=%H", "-n", "50"),
+        up.tracking,
+        "--",
+        check=False,
+    )
+    tips = {*seen.stdout.decode().split(), *([before] if before else [])} - {theirs}
+    if not tips:
+        return set()
+    had = gitcli.out(root, "rev-list", "--ignore-missing", *sorted(tips), "--not", theirs)
+    gone = set(here) & set(had.split())
     if gone:
         raw = gitcli.run(
             root,
-            "-c",
-            "log.showSignature=false",
-            "log",
-            "-z",
-            "--no-walk",
-            "--format=%B",
+            *("-c", "log.showSignature=false", "log", "-z", "--no-walk", "--format=%B"),
             *sorted(gone),
         ).stdout
         foreign = [m for m in raw.split(b"\0") if m.strip() and not is_bot(b"\n" + m)]

@@ -121,6 +121,14 @@ def test_a_humans_commit_removed_by_a_rewrite_is_neither_restored_nor_dropped(
     assert repo.read("goals/mine.md") == "goal: the human's\n"
     assert git(remote, "rev-parse", "HEAD").strip() == before  # nothing was pushed
     not_mid_rebase(repo.root)
+    # It stays refused until a human settles it: on the next beat (whose fetch no longer
+    # sees the remote move), and after a human's own `git fetch` here.
+    again = repo.tick("--push")
+    assert again.code == 1 and "was rewritten" in push_of(again.json())["error"]
+    repo.git("fetch", "-q", "origin")
+    third = repo.tick("--push")
+    assert third.code == 1 and "was rewritten" in push_of(third.json())["error"]
+    assert git(remote, "rev-parse", "HEAD").strip() == before  # still nothing pushed
 
 
 def test_a_rewrite_met_by_a_beat_finishing_a_killed_beats_writes_is_followed(
