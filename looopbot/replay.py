@@ -245,8 +245,8 @@ def _note(
     lines = [
         format_line(
             scrub(
-                f"kept {where}'s {name}: it changed there while this beat changed it too; "
-                "this beat's change to it is dropped and the next beat decides again"
+                f"kept {where}'s {name}: it changed there while this commit changed it too; "
+                "this commit's change to it is dropped and the next beat decides on it again"
             ),
             at,
         ).encode()

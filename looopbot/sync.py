@@ -374,13 +374,23 @@ def last(dd: DataDir) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def after_commit(dd: DataDir, config: Config) -> None:
-    """Push after a command's commit (a move by hand), when push is on; a push that fails
-    raises, the commit staying local for the next push to take."""
+def after_commit(dd: DataDir, config: Config, pulled: Report | None = None) -> None:
+    """Push after a command's commit (a move by hand), when push is on. `pulled`: the pull
+    made before the move (else one is made now: it tells a deleted remote branch from a new
+    one). Raises when the push fails — the commit staying local for the next push — and
+    when the move's own change was dropped because the remote changed that file meanwhile:
+    the command did not do what it said."""
     if not config.push:
         return
-    # Pulled first, as a beat does: it tells a deleted remote branch from a new one.
-    report = push(dd, config, pull(dd, config))
+    report = pulled or pull(dd, config)
+    earlier = set(report.dropped)
+    push(dd, config, report)
+    lost = sorted(set(report.dropped) - earlier)
+    if lost:
+        raise LooopbotError(
+            f"{', '.join(lost)} changed on {report.upstream} meanwhile: its version was kept "
+            "and this change to it dropped — look at it, then try again"
+        )
     if not report.ok:
         raise LooopbotError(report.line())
 

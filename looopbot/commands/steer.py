@@ -41,9 +41,13 @@ def by_hand(
     """Do one move by hand under the beat lock, journal it ("by hand: …") and commit it
     like a beat's action (looopbot.record); `do` acts and returns the journal text.
     Returns the commit id."""
+    from looopbot import sync
+
     with beat_lock(dd):
         config = load(dd)
         check_committable(dd)
+        # Push on: the remote first, as a beat does, so the move is made on the latest.
+        pulled = sync.pull(dd, config) if config.push else None
         now = time.time()
         changes = record.start(dd)
         scrub = redactor()
@@ -64,9 +68,7 @@ def by_hand(
             now,
         )
         print(f"{text}" + (f" [{sha[:10]}]" if sha else ""), flush=True)
-        from looopbot.sync import after_commit
-
-        after_commit(dd, config)
+        sync.after_commit(dd, config, pulled)
     return sha
 
 

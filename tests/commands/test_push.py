@@ -472,3 +472,31 @@ def test_a_secret_in_git_s_words_is_redacted_everywhere(tmp_path: Path) -> None:
     assert secret not in repo.read("journal.md")
     status = repo.run("status", "--json", env={"DEPLOY_TOKEN": secret})
     assert secret not in status.out
+
+
+def test_a_move_by_hand_is_made_on_the_latest_and_a_lost_one_says_so(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    human_push(h, {"goals/g.md": "goal: the human's first\n"}, "human: g")
+    push_on = {"LOOOPBOT_PUSH": "1"}
+    # Pulled first: the operator's move lands on the human's version, and wins.
+    run = repo.run("goal", "write", "g", "goal: the operator's", env=push_on)
+    assert run.code == 0, run.err
+    assert show(remote, "goals/g.md").strip() == "goal: the operator's"
+    # The human pushes again while the operator's next move is on its way out (a one-shot
+    # pre-push hook here): the replay keeps the human's version — and the command says so.
+    armed = tmp_path / "armed"
+    armed.touch()
+    script = (
+        f"cd {shlex.quote(str(h))} && git pull -q --rebase && echo 'goal: the human again'"
+        " > goals/g.md && git commit -qam 'human: again' && git push -q"
+    )
+    hook = repo.root / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"#!/bin/sh\n[ -e {armed} ] || exit 0\nrm {armed}\n({script}) >&2\n")
+    hook.chmod(0o755)
+    lost = repo.run("goal", "write", "g", "goal: the operator's second", env=push_on)
+    assert lost.code == 1
+    assert "goals/g.md changed on origin/" in lost.err and "dropped" in lost.err, lost.err
+    assert show(remote, "goals/g.md") == "goal: the human again\n"
+    assert repo.read("goals/g.md") == "goal: the human again\n"
+    assert "kept origin/" in show(remote, "journal.md")
