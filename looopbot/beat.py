@@ -107,7 +107,12 @@ def run_beat(dd: DataDir, *, force: bool = False, push: bool = False) -> BeatRes
         report = sync.pull(dd, config)
         aside = report.aside()
         result = _beat(dd, config, force=force, asides=[aside] if aside else [])
-        return result._replace(push=sync.push(dd, config, report))
+        sync.push(dd, config, report)
+        commit = result.commit
+        if commit is not None and report.pushed not in (None, commit):
+            # Rebased around a human's push: the beat's commit is now its replayed copy.
+            commit = sync.landed(dd, commit, result.run_id)
+        return result._replace(push=report, commit=commit)
 
 
 def _beat(

@@ -374,6 +374,25 @@ def last(dd: DataDir) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
+def landed(dd: DataDir, commit: str, run_id: str) -> str:
+    """The commit of run `run_id` as it is on the branch now: `commit` itself, or its
+    replayed copy when a rebase around a human's push made a new one (found by its
+    Looopbot-Run trailer among the newest commits)."""
+    assert dd.repo_root is not None
+    if gitcli.run(dd.repo_root, "merge-base", "--is-ancestor", commit, "HEAD", check=False).ok:
+        return commit
+    out = gitcli.out(
+        dd.repo_root,
+        *("-c", "log.showSignature=false", "log", "-n", "50"),
+        "--format=%H %(trailers:key=Looopbot-Run,valueonly)",
+    )
+    for line in out.splitlines():
+        sha, _, run = line.partition(" ")
+        if run.strip() == run_id:
+            return sha
+    return commit
+
+
 def after_commit(dd: DataDir, config: Config, pulled: Report | None = None) -> None:
     """Push after a command's commit (a move by hand), when push is on. `pulled`: the pull
     made before the move (else one is made now: it tells a deleted remote branch from a new
@@ -395,4 +414,14 @@ def after_commit(dd: DataDir, config: Config, pulled: Report | None = None) -> N
         raise LooopbotError(report.line())
 
 
-__all__ = ["Diverged", "Report", "Rewritten", "after_commit", "integrate", "last", "pull", "push"]
+__all__ = [
+    "Diverged",
+    "Report",
+    "Rewritten",
+    "after_commit",
+    "integrate",
+    "landed",
+    "last",
+    "pull",
+    "push",
+]

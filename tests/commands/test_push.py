@@ -95,6 +95,8 @@ def test_a_human_push_while_the_runner_decides_is_rebased_around(tmp_path: Path)
     assert push["dropped"] == ["goals/ship.md"]
     tip = remote_log(remote)
     human_tip = git(h, "rev-parse", "HEAD").strip()
+    # The commit it names is the one on the branch (its replayed copy), as the push says.
+    assert run.json()["commit"] == push["pushed"] == repo.head()
     # No force push: every commit the remote had is still there, the human's included.
     assert set(before) | {human_tip} <= set(tip)
     assert tip[0] == repo.head()
