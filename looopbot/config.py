@@ -85,7 +85,7 @@ ENV_NAMES = frozenset(
     }
 )
 _ENV_PREFIX = "LOOOPBOT_"
-_GIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
+GIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
 
 _TOP_KEYS = ("runner", "runners", "limits", "notify", "git", "github", "workers")
 _RUNNER_KEYS = ("tick", "worker", "cost")
@@ -256,7 +256,7 @@ class _Checker:
             raise self.fail(git, "author", "git.author must look like 'Name <email>'")
         for key in ("remote", "branch"):
             # Passed to git as arguments: a leading '-' would read as an option.
-            if key in git and not _GIT_NAME.fullmatch(git[key]):
+            if key in git and not GIT_NAME.fullmatch(git[key]):
                 raise self.fail(
                     git, key, f"git.{key} must be a plain {key} name (letters, digits, . _ / -)"
                 )

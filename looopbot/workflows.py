@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Literal, NamedTuple
 
 from looopbot import __version__
+from looopbot.config import GIT_NAME
 from looopbot.errors import LooopbotError
 from looopbot.presets import CLI
 
@@ -90,6 +91,13 @@ def runner_values(runner: str) -> dict[str, str | list[str]]:
 
 def render(rel: str, *, runner: str, branch: str, version: str = __version__) -> str:
     """A workflow as installed: stamped, for this runner, branch and looopbot version."""
+    if not GIT_NAME.fullmatch(branch):
+        # It goes into YAML and into an `if:` expression: a quote or `||` there would
+        # change what the workflow does.
+        raise LooopbotError(
+            f"the branch name {branch!r} cannot go into a workflow as it is — use letters, "
+            "digits, '.', '_', '/' and '-' (github install --branch NAME)"
+        )
     body = render_text(
         template(rel), {"version": version, "branch": branch, **runner_values(runner)}
     )

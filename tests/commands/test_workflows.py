@@ -332,3 +332,12 @@ def test_install_follows_a_runner_switch(repo: Repo) -> None:
     assert commits == 1 and f"refreshed  {BEAT}" in out
     assert "GEMINI_API_KEY: ${{ secrets.GEMINI_API_KEY }}" in repo.read(BEAT)
     assert "add the secret GEMINI_API_KEY" in out
+
+
+@pytest.mark.parametrize("branch", ["x'||'y", "a b", "x]y"])
+def test_a_branch_name_that_would_change_the_workflow_is_refused(repo: Repo, branch: str) -> None:
+    head = repo.head()
+    run = repo.run("github", "install", "--branch", branch)
+    assert run.code == 1 and "cannot go into a workflow" in run.err, run.err
+    assert repo.head() == head
+    assert not (repo.root / ".github").exists()
