@@ -64,6 +64,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"|connection reset|no route to host|early eof|the remote end hung up",
         ),
         (MOVED, r"\[rejected\]"),
+        # Nothing more specific: a local pre-push hook said no (git names no reason).
+        (REFUSED, r"failed to push some refs"),
     )
 )
 
@@ -139,12 +141,28 @@ def _said(result: proc.Result) -> str:
     return result.stderr.decode("utf-8", errors="replace").strip()
 
 
-def _one_line(said: str, what: str) -> str:
-    """git's most telling line (its `fatal:`/`error:` line, else the last), prefixed."""
+def _one_line(said: str, what: str, kind: str = FAILED) -> str:
+    """git's most telling line (a rejected ref, its `fatal:`/`error:` line, else the last),
+    prefixed; for a refusal, with the last thing the refusing hook said."""
     lines = [line.strip() for line in said.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("hint:", "To ", "remote: "))] or lines
-    telling = [line for line in lines if line.startswith(("fatal:", "error:", "!"))]
-    text = (telling or lines or ["no output"])[-1]
+    plain = [line for line in lines if not line.startswith(("hint:", "To ", "remote: "))]
+    telling = [line for line in plain if line.startswith(("fatal:", "error:", "!"))]
+    text = (telling or plain or lines or ["no output"])[-1]
+    if text.startswith("!"):
+        # A `push --porcelain` record: "!<TAB>src:dst<TAB>[remote rejected] (reason)".
+        fields = text.split("\t")
+        if len(fields) >= 3:
+            text = f"{fields[1].rpartition(':')[2]} {fields[2]}"
+    if kind == REFUSED:
+        # The hook's own words (remote hooks speak through "remote: "): why it said no.
+        words = [
+            line.removeprefix("remote:").strip()
+            for line in lines
+            if line not in telling and not line.startswith(("hint:", "To "))
+        ]
+        words = [w for w in words if w and "hook declined" not in w]
+        if words:
+            text += f" — {words[-1]}"
     return f"{what}: {text}"
 
 
@@ -152,7 +170,7 @@ def _fail(result: proc.Result, what: str, extra: str = "") -> RemoteFailed:
     said = _said(result) + ("\n" + extra if extra else "")
     kind = UNREACHABLE if result.timed_out else classify(said)
     # It goes to the output, `tick --json`, the job summary and maybe the journal.
-    return RemoteFailed(kind, redact(_one_line(said, what)))
+    return RemoteFailed(kind, redact(_one_line(said, what, kind)))
 
 
 def has_remote(dd: DataDir, name: str) -> bool:

@@ -170,8 +170,23 @@ def test_a_hook_that_refuses_the_push_is_reported_not_retried(tmp_path: Path) ->
     push = _push(run.json())
     assert push["kind"] == REFUSED and push["result"] == "failed"
     assert "hook declined" in push["error"]
+    assert "no bots on Fridays" in push["error"] and "\t" not in push["error"], push["error"]
     assert count.read_text().count("x") == 1  # not retried blindly
     assert run.json()["commit"] == repo.head()  # the local commit is intact
+
+
+def test_a_local_pre_push_hook_that_says_no_is_a_refusal_in_its_words(tmp_path: Path) -> None:
+    repo, remote = published(tmp_path)
+    hook = repo.root / ".git" / "hooks" / "pre-push"
+    hook.write_text("#!/bin/sh\necho 'tests are red, not pushing' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    repo.decide(NOOP)
+    run = repo.tick("--push")
+    assert run.code == 1
+    push = _push(run.json())
+    assert push["kind"] == REFUSED and push["result"] == "failed"
+    assert "tests are red, not pushing" in push["error"], push["error"]
+    assert remote_log(remote)[0] != repo.head()
 
 
 def test_users_unpushed_commits_go_out_when_the_remote_has_not_moved(tmp_path: Path) -> None:
@@ -371,6 +386,7 @@ def test_an_unsafe_git_remote_is_refused_with_its_line(tmp_path: Path, value: st
             REFUSED,
         ),
         ("remote: error: GH013: Repository rule violations found for refs/heads/main.", REFUSED),
+        ("error: failed to push some refs to 'origin'", REFUSED),
         ("remote: Repository not found.\nfatal: repository 'https://x/y.git/' not found", MISSING),
         (
             "fatal: unable to access 'https://github.com/': Could not resolve host: github.com",
