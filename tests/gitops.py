@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import FAKE_RUNNER, Repo, git, make_repo
+from conftest import fsck as fsck  # the one fsck check, for the GitOps tests too
 
 REFUSED_URL = "http://127.0.0.1:9/nowhere.git"  # port 9 (discard): connection refused, offline
 
@@ -73,16 +74,34 @@ def show(remote: Path, rel: str) -> str:
     return git(remote, "show", f"HEAD:{rel}")
 
 
-def fsck(path: Path) -> None:
-    out = subprocess.run(
-        ["git", "fsck", "--strict", "--no-progress"], cwd=path, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
 def not_mid_rebase(root: Path) -> None:
     gitdir = Path(git(root, "rev-parse", "--absolute-git-dir").strip())
     assert not (gitdir / "rebase-merge").exists() and not (gitdir / "rebase-apply").exists()
 
 
 PUSHER = f"{sys.executable} -c"
+
+
+def users_work_in_progress(top: Path) -> str:
+    """A user's work in progress at the top of a worktree — a staged new file, an
+    intent-to-add one, an unstaged edit of a tracked file — that every beat must leave
+    exactly as it is; the edited file's name."""
+    (top / "staged.txt").write_text("staged by the human\n")
+    (top / "ita.txt").write_text("meant to be added\n")
+    git(top, "add", "staged.txt")
+    git(top, "add", "-N", "ita.txt")
+    readme = "README" if (top / "README").exists() else "PLAYBOOK.md"
+    with open(top / readme, "a") as f:
+        f.write("an unstaged edit\n")
+    return readme
+
+
+def users_notes(repo: Repo, staged: str, unstaged: str) -> None:
+    """Committed notes of the user's under user/, then one edit staged and one not."""
+    repo.write("user/staged.txt", "first\n")
+    repo.write("user/unstaged.txt", "first\n")
+    repo.git("add", "user")
+    repo.git("commit", "-qm", "human: notes")
+    repo.write("user/staged.txt", f"first\n{staged}\n")
+    repo.git("add", "user/staged.txt")
+    repo.write("user/unstaged.txt", f"first\n{unstaged}\n")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, FAKE_RUNNER, NOOP, Repo, Run, end_workers, fsck, git, make_repo, task
+from gitops import users_work_in_progress
 
 # A sensor whose reading moves every beat, so every beat commits a snapshot too.
 COUNTING_SENSOR = """#!/usr/bin/env bash
@@ -204,13 +205,7 @@ def test_the_index_follows_every_beat_commit(tmp_path: Path, make: Callable[...,
     repo, top = s.repo, s.top
     # The user's own work in progress, at the top of the worktree: a staged new file, an
     # intent-to-add one, an unstaged edit of a tracked file.
-    (top / "staged.txt").write_text("staged by the human\n")
-    (top / "ita.txt").write_text("meant to be added\n")
-    git(top, "add", "staged.txt")
-    git(top, "add", "-N", "ita.txt")
-    readme = "README" if (top / "README").exists() else "PLAYBOOK.md"
-    with open(top / readme, "a") as f:
-        f.write("an unstaged edit\n")
+    readme = users_work_in_progress(top)
     staged_entry = git(top, "ls-files", "-s", "staged.txt")
     users = {"A  staged.txt", " A ita.txt", f" M {readme}"}
 

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 from conftest import NOOP, Repo, git
-from gitops import fsck, human, human_push, not_mid_rebase, published, remote_log, show
+from gitops import (
+    fsck,
+    human,
+    human_push,
+    not_mid_rebase,
+    published,
+    remote_log,
+    show,
+    users_notes,
+)
 from test_interrupted import kill_when_paused
 from test_robustness import popen
 
@@ -47,13 +56,7 @@ class Scene:
     def __init__(self, tmp_path: Path, *, unpushed: bool) -> None:
         self.repo, self.remote = published(tmp_path)
         repo = self.repo
-        repo.write("user/staged.txt", "first\n")
-        repo.write("user/unstaged.txt", "first\n")
-        repo.git("add", "user")
-        repo.git("commit", "-qm", "human: notes")
-        repo.write("user/staged.txt", "first\nstaged\n")
-        repo.git("add", "user/staged.txt")
-        repo.write("user/unstaged.txt", "first\nunstaged\n")
+        users_notes(repo, "staged", "unstaged")
         self.status = repo.status_porcelain()
         self.lines = ["pushed"]
         repo.decide({**NOOP, "journal": "pushed"})

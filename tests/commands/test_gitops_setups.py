@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import NOOP, git
-from gitops import bare, fsck, human, human_push, published, show
+from gitops import bare, fsck, human, human_push, published, show, users_work_in_progress
 from test_git_setups import SETUPS, Setup
 
 
@@ -38,13 +38,7 @@ def test_pull_and_push_keep_the_setup_and_the_users_work(
     repo, top = s.repo, s.top
     remote = publish(s, tmp_path)
     prefix = repo.git("rev-parse", "--show-prefix").strip()
-    (top / "staged.txt").write_text("staged by the human\n")
-    (top / "ita.txt").write_text("meant to be added\n")
-    git(top, "add", "staged.txt")
-    git(top, "add", "-N", "ita.txt")
-    readme = "README" if (top / "README").exists() else "PLAYBOOK.md"
-    with open(top / readme, "a") as f:
-        f.write("an unstaged edit\n")
+    users_work_in_progress(top)
     users = set(git(top, "status", "--porcelain").splitlines())
 
     def status() -> set[str]:

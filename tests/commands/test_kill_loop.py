@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from conftest import Repo, fsck
+from gitops import users_notes
 from test_interrupted import blocked, pause_before_writing, texts
 from test_robustness import Committed, commit_sensors, end_leftovers, marked, popen, wait_for
 
@@ -51,13 +52,7 @@ class UserEdits:
     """The user's staged edit of one file and unstaged edit of another, exactly as made."""
 
     def __init__(self, repo: Repo) -> None:
-        repo.write("user/staged.txt", "first\n")
-        repo.write("user/unstaged.txt", "first\n")
-        repo.git("add", "user")
-        repo.git("commit", "-qm", "human: notes")
-        repo.write("user/staged.txt", "first\nstaged by the human\n")
-        repo.git("add", "user/staged.txt")
-        repo.write("user/unstaged.txt", "first\nnot staged yet\n")
+        users_notes(repo, "staged by the human", "not staged yet")
         self.repo = repo
         self.seen = self.look()
         assert self.seen[0] and self.seen[1]
