@@ -232,7 +232,12 @@ def _follow_claims(dd: DataDir, seen: dict[str, str], there: dict[str, str]) -> 
     there follows, one released there (it was in the mirror, as we hold it) goes. A local
     claim the remote never had — taken before push was on — stays: nothing here deletes
     what nobody released. Each update is compare-and-swap on what we read."""
-    local = _refs(dd, CLAIMS)
+    from looopbot.ids import is_valid_id
+
+    # Only claims: a hand-made ref under the prefix (`db/x`, not an id) is none of ours,
+    # and one that cannot sit beside a claim must not stop every claim from following.
+    there = {name: sha for name, sha in there.items() if is_valid_id(name)}
+    local = {name: sha for name, sha in _refs(dd, CLAIMS).items() if is_valid_id(name)}
     zero = "0" * 40
     lines = [
         f"update {CLAIMS}{name} {sha} {local.get(name, zero)}"

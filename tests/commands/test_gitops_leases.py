@@ -241,3 +241,18 @@ def test_a_claim_released_on_another_clone_goes_here_at_the_next_fetch(tmp_path:
     other.decide(NOOP)
     assert other.tick("--push", "--force").code == 0
     assert other.git("for-each-ref", "--format=%(refname)", CLAIMS).strip() == ""
+
+
+def test_a_hand_made_ref_under_the_claims_does_not_stop_claims_following(
+    tmp_path: Path,
+) -> None:
+    repo, remote = published(tmp_path)
+    other = clone(tmp_path, remote, "other")
+    assert repo.run("claim", "team", "--session", "alice").code == 0  # here only
+    # Someone pushes a branch that is no claim, and could not sit beside `team` here.
+    git(remote, "update-ref", f"{CLAIMS}team/x", repo.head())
+    assert other.run("claim", "cache", "--session", "carol", env=PUSH).code == 0
+    repo.decide(NOOP)
+    assert repo.tick("--push").code == 0
+    names = repo.git("for-each-ref", "--format=%(refname)", CLAIMS).split()
+    assert names == [f"{CLAIMS}cache", f"{CLAIMS}team"], names
