@@ -518,3 +518,35 @@ def test_a_move_by_hand_is_made_on_the_latest_and_a_lost_one_says_so(tmp_path: P
     assert show(remote, "goals/g.md") == "goal: the human again\n"
     assert repo.read("goals/g.md") == "goal: the human again\n"
     assert "kept origin/" in show(remote, "journal.md")
+
+
+def test_a_runner_with_no_git_identity_rebases_and_pushes_as_the_bot(tmp_path: Path) -> None:
+    """As on an Actions runner: no user.name/email anywhere. The replayed commit's
+    committer is git.author, like every bot commit."""
+    import os
+
+    from conftest import BIN
+
+    repo, remote = published(tmp_path)
+    h = human(tmp_path, remote)
+    me = "GIT_AUTHOR_NAME=H GIT_AUTHOR_EMAIL=h@x GIT_COMMITTER_NAME=H GIT_COMMITTER_EMAIL=h@x"
+    script = (
+        f"cd {shlex.quote(str(h))} && git pull -q --rebase && echo more >> PLAYBOOK.md"
+        f" && {me} git commit -qam 'human: playbook' && git push -q"
+    )
+    repo.queue({"spawn": script, "stdout": json.dumps(NOOP)})
+    identity = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+    env = {k: v for k, v in {**os.environ, **repo.env}.items() if k not in identity}
+    run = subprocess.run(
+        [str(BIN), "-C", str(repo.root), "tick", "--json", "--push"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["push"]["pulled"] == "rebased 1"
+    who = git(remote, "log", "-1", "--format=%an <%ae>|%cn <%ce>", "HEAD").strip()
+    bot = "looopbot <looopbot@users.noreply.github.com>"
+    assert who == f"{bot}|{bot}"
+    assert "human: playbook" in git(remote, "log", "--format=%s")
