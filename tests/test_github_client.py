@@ -3,10 +3,14 @@ that never shows. The HTTP tests drive the real github3.py against tests/fakegit
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import git
+from fakegithub import FakeGitHub
 
 from looopbot import config
 from looopbot.config import GitHubSettings
@@ -129,3 +133,168 @@ def test_repr_and_str_hide_the_token() -> None:
     for shown in (repr(client), str(client), repr(client.settings), str(client.settings)):
         assert TOKEN[:8] not in shown and "S3cr3t" not in shown, shown
     assert "me/loop" in repr(client) and "GITHUB_TOKEN" in repr(client)
+    assert str(client) == repr(client)
+
+
+# --- against a fake GitHub, through the real github3.py --------------------------------------
+
+REPO = "/repos/octocat/Hello-World"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as server:
+        server.serve(REPO, "repo_example.json")
+        server.serve(f"{REPO}/issues", "issues_list_page1.json", "issues_list_page2.json")
+        yield server
+
+
+class Sleeps(list[float]):
+    """Records the client's waits instead of sleeping them (the waits are what is tested)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def client_for(fake: FakeGitHub, sleeps: Sleeps | None = None, max_wait: float = 60) -> Any:
+    return connect(
+        settings(api_url=fake.base_url),
+        "octocat/Hello-World",
+        env={"GITHUB_TOKEN": TOKEN},
+        sleep=sleeps if sleeps is not None else Sleeps(),
+        max_wait=max_wait,
+    )
+
+
+def unavailable(client: GitHubClient, call: Callable[[], object]) -> GitHubUnavailable:
+    with pytest.raises(GitHubUnavailable) as exc, client.talking("read the repository"):
+        call()
+    message = exc.value.message
+    assert message.startswith("read the repository: "), message
+    assert "\n" not in message and TOKEN not in message and "S3cr3t" not in message
+    return exc.value
+
+
+def repository(client: GitHubClient) -> Any:
+    return client.gh.repository("octocat", "Hello-World")
+
+
+def test_pagination_follows_link_over_two_pages(fake: FakeGitHub) -> None:
+    client = client_for(fake)
+    with client.talking("list issues"):
+        issues = list(repository(client).issues(state="all"))
+    assert len(issues) == 150
+    pages = [r.query.get("page", "1") for r in fake.requests(f"{REPO}/issues")]
+    assert pages == ["1", "2"]
+    # The token goes to GitHub, in the header, and nowhere else.
+    assert {r.headers["authorization"] for r in fake.log} == {f"token {TOKEN}"}
+    assert client.session.remaining == 4999
+
+
+def test_a_matching_etag_costs_no_body(fake: FakeGitHub) -> None:
+    client = client_for(fake)
+    with client.talking("list issues"):
+        repo = repository(client)
+        first = repo.issues(state="open")
+        assert len(list(first)) == 150
+        again = repo.issues(state="open", etag=first.etag)
+        assert list(again) == []
+    assert again.last_status == 304
+    last = fake.requests(f"{REPO}/issues")[-1]
+    assert last.headers["if-none-match"] == first.etag
+    assert (last.status, last.sent) == (304, 0)
+
+
+def test_retry_after_is_waited_then_the_request_succeeds(fake: FakeGitHub) -> None:
+    sleeps = Sleeps()
+    client = client_for(fake, sleeps)
+    fake.fail_next(429, "too many", headers={"Retry-After": "7"})
+    with client.talking("read the repository"):
+        assert repository(client).full_name == "octocat/Hello-World"
+    assert sleeps == [7.0]
+    assert [r.status for r in fake.requests(REPO)] == [429, 200]
+
+
+def test_a_primary_limit_resetting_soon_is_waited_out(fake: FakeGitHub) -> None:
+    sleeps = Sleeps()
+    client = client_for(fake, sleeps, max_wait=120)
+    reset = str(int(time.time()) + 30)
+    fake.fail_next(403, "API rate limit exceeded", headers=limit_headers(reset))
+    with client.talking("read the repository"):
+        repository(client)
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= 30
+    assert [r.status for r in fake.requests(REPO)] == [403, 200]
+
+
+def limit_headers(reset: str) -> dict[str, str]:
+    return {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+
+
+def test_an_exhausted_rate_limit_is_a_clear_error_without_waiting(fake: FakeGitHub) -> None:
+    sleeps = Sleeps()
+    client = client_for(fake, sleeps, max_wait=60)
+    fake.fail_next(
+        403, "API rate limit exceeded", headers=limit_headers(str(int(time.time()) + 3600))
+    )
+    err = unavailable(client, lambda: repository(client))
+    assert err.kind == "rate-limited" and "rate limit exhausted until" in err.message
+    assert sleeps == [] and len(fake.requests(REPO)) == 1
+
+
+def test_secondary_limits_are_waited_only_within_the_bound(fake: FakeGitHub) -> None:
+    sleeps = Sleeps()
+    client = client_for(fake, sleeps, max_wait=12)
+    fake.fail_next(
+        403, "You have exceeded a secondary rate limit", headers={"Retry-After": "5"}, times=3
+    )
+    err = unavailable(client, lambda: repository(client))
+    assert err.kind == "rate-limited" and "wait 5s" in err.message
+    assert sleeps == [5.0, 5.0] and len(fake.requests(REPO)) == 3
+
+
+def test_401_names_the_token_variable_not_the_token(fake: FakeGitHub) -> None:
+    client = client_for(fake)
+    fake.fail_next(401, "Bad credentials")
+    err = unavailable(client, lambda: repository(client))
+    assert err.kind == "auth"
+    assert "$GITHUB_TOKEN" in err.message and "401 Bad credentials" in err.message
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "kind", "words"),
+    [
+        (403, "Resource not accessible by integration", "forbidden", ("403", "needs access")),
+        (404, "Not Found", "not-found", ("404", "octocat/Hello-World", "$GITHUB_TOKEN")),
+        (502, "Bad Gateway", "server", ("502", "last good data")),
+    ],
+)
+def test_api_errors_are_one_line(
+    fake: FakeGitHub, status: int, message: str, kind: str, words: tuple[str, ...]
+) -> None:
+    sleeps = Sleeps()
+    client = client_for(fake, sleeps)
+    fake.fail_next(status, message)
+    err = unavailable(client, lambda: repository(client))
+    assert err.kind == kind
+    for word in words:
+        assert word in err.message, err.message
+    assert sleeps == []  # a forbidden call is not a rate limit: waiting would not help
+
+
+def test_422_says_what_github_rejected(fake: FakeGitHub) -> None:
+    client = client_for(fake)
+    with client.talking("read the repository"):
+        repo = repository(client)
+    fake.fail_next(422, "Validation Failed", errors=[{"message": "title is too long"}])
+    err = unavailable(client, lambda: repo.create_issue(title="x" * 300))
+    assert err.kind == "invalid"
+    assert "422 Validation Failed: title is too long" in err.message
+    assert fake.requests(f"{REPO}/issues")[-1].method == "POST"
+
+
+def test_an_unreachable_github_is_a_clear_error(fake: FakeGitHub) -> None:
+    client = client_for(fake)
+    fake.stop()
+    err = unavailable(client, lambda: repository(client))
+    assert err.kind == "unreachable"
+    assert f"cannot reach GitHub at {fake.base_url} (connection refused)" in err.message
