@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import NOOP, make_repo
 from fakegithub import FakeGitHub, fixture
 
 from looopbot import config
@@ -103,10 +104,11 @@ def test_an_unchanged_world_costs_no_body(fake: FakeGitHub, tmp_path: Path) -> N
     first = sensor.snapshot(client, etags, None)
     assert [r.query.get("page", "1") for r in fake.requests(ISSUES)] == ["1", "2"]
     assert etags.exists() and TOKEN not in etags.read_text()
+    before = len(fake.log)
     again = sensor.snapshot(client, etags, first)
     assert again == first
-    last = fake.requests(ISSUES)[-1]
-    assert (last.status, last.sent) == (304, 0) and len(fake.requests(ISSUES)) == 3
+    last = fake.log[-1]
+    assert (last.path, last.status, last.sent) == (ISSUES, 304, 0) and len(fake.log) == before + 1
     assert last.query["sort"] == "updated" and last.query["direction"] == "desc"
     # Without the last snapshot a 304 would leave nothing to keep: ask in full.
     sensor.snapshot(client, etags, None)
@@ -136,3 +138,59 @@ def test_a_failing_api_without_a_last_snapshot_is_a_stable_error(
     assert first["signal"] == second["signal"] == {"error": "github-auth"}
     assert "$GITHUB_TOKEN" in first["detail"]["unavailable"]["message"]
     assert TOKEN not in json.dumps(first)
+
+
+def test_an_etag_fetched_for_another_snapshot_is_not_used(fake: FakeGitHub, tmp_path: Path) -> None:
+    """A dry run (or a beat that failed before committing) stored the ETag of a newer
+    reading than the snapshot on disk: a 304 for it must not keep the older snapshot."""
+    client = client_for(fake)
+    etags = tmp_path / "etags.json"
+    on_disk = sensor.snapshot(client, etags, None)
+    changed = pages()
+    changed[0].insert(0, {**next(i for i in changed[0] if i["state"] == "open"), "number": 99999})
+    fake.serve(ISSUES, *changed)
+    newer = sensor.snapshot(client, etags, on_disk)  # its snapshot never reached the disk
+    assert newer != on_disk
+    assert sensor.snapshot(client, etags, on_disk) == newer
+    assert "if-none-match" not in fake.requests(ISSUES)[-2].headers
+
+
+def test_a_beat_senses_github_and_an_unchanged_one_costs_one_304(
+    fake: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path)
+    text = repo.read("looopbot.yaml") + (
+        f"\ngithub:\n  repo: octocat/Hello-World\n  api_url: {fake.base_url}\n  sensor: true\n"
+    )
+    repo.write("looopbot.yaml", text)
+    repo.git("commit", "-qam", "github on")
+    with_token = {"GITHUB_TOKEN": TOKEN}
+
+    repo.decide(NOOP)
+    run = repo.tick(env=with_token)
+    assert run.code == 0 and run.json()["outcome"] == "decided", run.err
+    snap = json.loads(repo.read("snapshots/sys-github.json"))
+    signal = snap["signal"]
+    assert len(signal["issues"]) + len(signal["pull_requests"]) == len(open_items())
+    assert "snapshots/sys-github.json" in repo.prompts()[-1]
+
+    head, asked = repo.head(), len(fake.log)
+    run = repo.tick(env=with_token)
+    assert run.code == 0 and run.json()["outcome"] == "unchanged", run.err
+    assert repo.head() == head
+    assert [(r.path, r.status) for r in fake.log[asked:]] == [(ISSUES, 304)]
+
+    # No token: the beat goes on, the last snapshot is kept, and the reason is one line.
+    repo.decide(NOOP)
+    run = repo.tick("--force", env={"GITHUB_TOKEN": ""})
+    assert run.code == 0, run.err
+    kept = json.loads(repo.read("snapshots/sys-github.json"))
+    assert kept["signal"] == signal
+    assert "$GITHUB_TOKEN is not set" in kept["detail"]["unavailable"]["message"]
+
+    # The token is nowhere: not in history, not in local scratch, not in any output.
+    assert TOKEN not in repo.git("log", "-p", "--all")
+    for path in repo.root.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert TOKEN not in path.read_text(errors="replace"), path
+    assert TOKEN not in run.out + run.err
