@@ -65,6 +65,10 @@ def sense_world(
         dd, sense.discover(dd), config.limits, now, honour_interval=honour_interval
     )
     snapshots.update(sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(desired)))
+    if config.github is not None and config.github.sensor:
+        from looopbot.github import sensor as github_sensor  # github3 only when asked for
+
+        snapshots[github_sensor.NAME] = github_sensor.sense(dd, config)
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
     return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
 

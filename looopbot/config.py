@@ -39,7 +39,8 @@ ACTIONS = (
 )
 
 DEFAULT_AUTHOR = "looopbot <looopbot@users.noreply.github.com>"
-_CACHE_VERSION = 1
+# 2: the github: section became strictly validated; a cached loose one must be re-checked.
+_CACHE_VERSION = 2
 
 # name -> (kind, default). Kinds: "seconds" (number > 0), "int" (>= 0), "bool", "usd"
 # (number >= 0 or null), "actions" (list of action names).
@@ -90,6 +91,14 @@ GIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
 _TOP_KEYS = ("runner", "runners", "limits", "notify", "git", "github", "workers")
 _RUNNER_KEYS = ("tick", "worker", "cost")
 _COST_KEYS = ("type", "pointer", "mode")
+_GITHUB_SWITCHES = ("sensor", "dashboard", "pull_requests")
+_GITHUB_KEYS = ("repo", "api_url", "token_env", *_GITHUB_SWITCHES)
+GITHUB_API = "https://api.github.com"
+GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A token pasted where its variable's name belongs (token_env: ghp_…) must be refused
+# without echoing it: the error goes to a terminal, a job log, maybe the journal.
+_TOKEN_SHAPE = re.compile(r"(gh[pousr]_|github_pat_)", re.IGNORECASE)
 
 
 class CostSpec(NamedTuple):
@@ -136,6 +145,17 @@ class Limits(NamedTuple):
     allowed_actions: frozenset[str]
 
 
+class GitHubSettings(NamedTuple):
+    """The `github:` section. It names the token's variable, never holds the token."""
+
+    repo: str | None  # owner/name; None: the origin remote's, when it is on GitHub
+    api_url: str
+    token_env: str
+    sensor: bool
+    dashboard: bool
+    pull_requests: bool
+
+
 class Config(NamedTuple):
     runner: Runner
     limits: Limits
@@ -144,7 +164,7 @@ class Config(NamedTuple):
     push: bool
     remote: str | None  # git.remote: overrides the branch's upstream remote
     branch: str | None  # git.branch: overrides the upstream branch's name
-    github: Mapping[str, Any] | None
+    github: GitHubSettings | None
 
 
 def load(dd: DataDir) -> Config:
@@ -260,9 +280,48 @@ class _Checker:
                 raise self.fail(
                     git, key, f"git.{key} must be a plain {key} name (letters, digits, . _ / -)"
                 )
-        for loose in ("github", "workers"):
-            if doc.get(loose) is not None and not isinstance(doc[loose], dict):
-                raise self.fail(doc, loose, f"'{loose}' must be a mapping")
+        self.github(doc)
+        if doc.get("workers") is not None and not isinstance(doc["workers"], dict):
+            raise self.fail(doc, "workers", "'workers' must be a mapping")
+
+    def github(self, doc: Any) -> None:
+        # No message here quotes a value: one could be a token put in the wrong place.
+        node = doc.get("github")
+        if node is None:
+            return
+        if not isinstance(node, dict):
+            raise self.fail(doc, "github", "'github' must be a mapping")
+        self.keys(node, _GITHUB_KEYS, "github")
+        repo = node.get("repo")
+        if repo is not None and not (isinstance(repo, str) and GITHUB_REPO.fullmatch(repo)):
+            raise self.fail(node, "repo", "github.repo must be 'owner/name'")
+        url = node.get("api_url")
+        if url is not None and not (isinstance(url, str) and _plain_http_url(url)):
+            raise self.fail(
+                node,
+                "api_url",
+                "github.api_url must be an http(s) URL without credentials, like "
+                f"{GITHUB_API} or https://ghe.example.com/api/v3",
+            )
+        env = node.get("token_env")
+        if env is not None:
+            if isinstance(env, str) and _TOKEN_SHAPE.match(env):
+                raise self.fail(
+                    node,
+                    "token_env",
+                    "github.token_env looks like a token itself — put the token in an "
+                    "environment variable and name that variable here (remove it from the file)",
+                )
+            if not (isinstance(env, str) and _ENV_VAR.fullmatch(env)):
+                raise self.fail(
+                    node,
+                    "token_env",
+                    "github.token_env must be the name of an environment variable (letters, "
+                    "digits, _), like GITHUB_TOKEN",
+                )
+        for key in _GITHUB_SWITCHES:
+            if node.get(key) is not None and not isinstance(node[key], bool):
+                raise self.fail(node, key, f"github.{key} must be true or false")
 
     def runner(self, parent: Any, name: Any, spec: Any) -> None:
         if not isinstance(spec, dict):
@@ -422,8 +481,32 @@ def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         push=bool(git.get("push")) if push is None else push,
         remote=git.get("remote") or None,
         branch=git.get("branch") or None,
-        github=plain.get("github"),
+        github=_github(plain.get("github")),
     )
+
+
+def _github(node: Mapping[str, Any] | None) -> GitHubSettings | None:
+    if node is None:
+        return None
+    return GitHubSettings(
+        repo=node.get("repo") or None,
+        api_url=(node.get("api_url") or GITHUB_API).rstrip("/"),
+        token_env=node.get("token_env") or "GITHUB_TOKEN",
+        sensor=bool(node.get("sensor")),
+        dashboard=bool(node.get("dashboard")),
+        pull_requests=bool(node.get("pull_requests")),
+    )
+
+
+def _plain_http_url(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    # Credentials in the URL would be printed with every error that names it.
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
 
 
 def _env_switch(var: str, text: str) -> bool | None:

@@ -450,3 +450,65 @@ def test_key_line_finds_a_nested_key() -> None:
     assert config.key_line(text, "git", "push") == 5
     assert config.key_line(text, "git", "nope") == 1
     assert config.key_line(text, "limits", "push") == 1
+
+
+# --- github: -----------------------------------------------------------------------------------
+
+
+def test_github_section_defaults() -> None:
+    gh = config._build(parse("github: {}\n"), {}).github
+    assert gh == config.GitHubSettings(
+        repo=None,
+        api_url="https://api.github.com",
+        token_env="GITHUB_TOKEN",
+        sensor=False,
+        dashboard=False,
+        pull_requests=False,
+    )
+    assert config._build(parse(""), {}).github is None
+
+
+def test_github_section_values() -> None:
+    text = (
+        "github:\n  repo: me/loop\n  api_url: https://ghe.example.com/api/v3/\n"
+        "  token_env: LOOP_GH\n  sensor: true\n  pull_requests: true\n"
+    )
+    gh = config._build(parse(text), {}).github
+    assert gh is not None
+    assert gh.repo == "me/loop" and gh.api_url == "https://ghe.example.com/api/v3"
+    assert gh.token_env == "LOOP_GH"
+    assert (gh.sensor, gh.dashboard, gh.pull_requests) == (True, False, True)
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle", "words"),
+    [
+        ("  repoz: me/loop", "repoz", ("unknown key 'repoz' in github", "token_env")),
+        ("  repo: just-a-name", "repo:", ("github.repo", "owner/name")),
+        ("  repo: [a, b]", "repo:", ("github.repo",)),
+        ("  api_url: ftp://x", "api_url", ("github.api_url", "http(s)")),
+        ("  api_url: https://me:pw@ghe.example.com", "api_url", ("without credentials",)),
+        ("  token_env: MY-TOKEN", "token_env", ("name of an environment variable",)),
+        ("  sensor: yes please", "sensor", ("github.sensor must be true or false",)),
+        ("  dashboard: 1", "dashboard", ("github.dashboard must be true or false",)),
+    ],
+)
+def test_github_section_errors_carry_the_line(
+    entry: str, needle: str, words: tuple[str, ...]
+) -> None:
+    text = f"runner: example\n\ngithub:\n  pull_requests: false\n{entry}\n"
+    assert_at(text, needle, *words)
+
+
+def test_github_not_a_mapping() -> None:
+    assert_at("runner: example\ngithub: me/loop\n", "github:", "'github' must be a mapping")
+
+
+def test_a_token_in_token_env_is_refused_without_echoing_it() -> None:
+    token = "ghp_" + "Z" * 36
+    message = assert_at(f"github:\n  token_env: {token}\n", "token_env", "looks like a token")
+    assert token not in message and "ZZZZ" not in message
+    # Nor in any other github message: a token pasted as the repo or the URL.
+    for key in ("repo", "api_url", "sensor"):
+        message = assert_at(f"github:\n  {key}: {token}\n", f"{key}:", f"github.{key}")
+        assert "ZZZZ" not in message

@@ -1,0 +1,173 @@
+"""A local fake GitHub: recorded REST payloads served over real HTTP on 127.0.0.1.
+
+The real github3.py talks to it exactly as to api.github.com: every absolute URL in a body
+points back here, a list served in pages gets `Link` headers (with the query github3.py
+expects to find again in `rel="next"`), every body has an ETag and a matching
+`If-None-Match` gets a bodiless 304. Failures are scripted: `fail_next(429, …)` answers the
+next requests with that status whatever they ask. `log` records every request — method,
+path, query, headers, the status and the body size sent — for tests to assert on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+FIXTURES = Path(__file__).parent / "fixtures" / "github"
+RECORDED_BASE = "https://api.github.com"
+DOCS = "https://docs.github.com/rest"
+
+
+class Logged(NamedTuple):
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int
+    sent: int  # body bytes
+
+
+class _Scripted(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def fixture(name: str) -> Any:
+    """A recorded payload, as JSON data (still with api.github.com URLs)."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+class FakeGitHub:
+    """Start with `with FakeGitHub() as fake:`; `fake.base_url` is its API root."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, list[str]] = {}  # path -> pages of JSON text
+        self.log: list[Logged] = []
+        self._script: list[_Scripted] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        # A short poll: shutdown() waits for the serving loop to look, 0.5 s by default.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> FakeGitHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop serving and free the port: a later request is refused."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def serve(self, path: str, *pages: Any) -> None:
+        """Serve GET `path`: one payload, or several as pages. A `str` names a fixture file;
+        anything else is served as JSON. Recorded URLs are rewritten to point here."""
+        texts = [
+            json.dumps(fixture(p) if isinstance(p, str) else p).replace(
+                RECORDED_BASE, self.base_url
+            )
+            for p in pages
+        ]
+        with self._lock:
+            self.routes[path] = texts
+
+    def fail_next(
+        self,
+        status: int,
+        message: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[Any] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests, whatever they ask, with this error."""
+        body: dict[str, Any] = {"message": message or f"HTTP {status}", "documentation_url": DOCS}
+        if errors:
+            body["errors"] = errors
+        with self._lock:
+            self._script.extend([_Scripted(status, headers or {}, body)] * times)
+
+    def requests(self, path: str | None = None) -> list[Logged]:
+        with self._lock:
+            return [r for r in self.log if path is None or r.path == path]
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            scripted = self._script.pop(0) if self._script else None
+            pages = self.routes.get(path) if method == "GET" else None
+        if scripted is not None:
+            return scripted.status, scripted.headers, json.dumps(scripted.body).encode()
+        if pages is None:
+            return 404, {}, json.dumps({"message": "Not Found", "documentation_url": DOCS}).encode()
+        page = int(query.get("page", "1"))
+        if not 1 <= page <= len(pages):
+            return 200, {}, b"[]"
+        body = pages[page - 1].encode()
+        out = {"ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"'}
+        if len(pages) > 1:
+            out["Link"] = self._links(path, query, page, len(pages))
+        if headers.get("if-none-match") == out["ETag"]:
+            return 304, out, b""
+        return 200, out, body
+
+    def _links(self, path: str, query: dict[str, str], page: int, last: int) -> str:
+        def url(n: int) -> str:
+            return f"{self.base_url}{path}?{urlencode({**query, 'page': str(n)})}"
+
+        rels = []
+        if page < last:
+            rels += [(page + 1, "next"), (last, "last")]
+        if page > 1:
+            rels += [(1, "first"), (page - 1, "prev")]
+        return ", ".join(f'<{url(n)}>; rel="{rel}"' for n, rel in rels)
+
+
+def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _any(self) -> None:
+            parts = urlsplit(self.path)
+            query = dict(parse_qsl(parts.query))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            length = int(headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(length)
+            status, extra, body = fake._answer(self.command, parts.path, query, headers)
+            # Logged before answering: the client may look at the log the moment it has read.
+            with fake._lock:
+                fake.log.append(Logged(self.command, parts.path, query, headers, status, len(body)))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            extra = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4999", **extra}
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the request log is `fake.log`, not stderr
+
+    return Handler
