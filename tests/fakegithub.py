@@ -3,9 +3,12 @@
 The real github3.py talks to it exactly as to api.github.com: every absolute URL in a body
 points back here, a list served in pages gets `Link` headers (with the query github3.py
 expects to find again in `rel="next"`), every body has an ETag and a matching
-`If-None-Match` gets a bodiless 304. Failures are scripted: `fail_next(429, …)` answers the
-next requests with that status whatever they ask. `log` records every request — method,
-path, query, headers, the status and the body size sent — for tests to assert on.
+`If-None-Match` gets a bodiless 304. Two kinds of content: `serve(path, …)` pins a recorded
+payload to a path, and `repo(owner/name)` is a stateful repository (tests/fakerepo.py) whose
+issues, comments, pull requests and workflow runs change as the client writes. Failures are
+scripted: `fail_next(429, …)` answers the next requests with that status whatever they ask,
+`slow_next(s)` delays them. `log` records every request — method, path, query, headers, the
+JSON body, the status and the body size sent — for tests to assert on.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fakerepo import BOT, FakeRepo, Request, user
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 RECORDED_BASE = "https://api.github.com"
@@ -30,6 +36,7 @@ class Logged(NamedTuple):
     headers: dict[str, str]
     status: int
     sent: int  # body bytes
+    body: Any = None  # the request's JSON body, parsed
 
 
 class _Scripted(NamedTuple):
@@ -48,9 +55,13 @@ class FakeGitHub:
 
     def __init__(self) -> None:
         self.routes: dict[str, list[str]] = {}  # path -> pages of JSON text
+        self.repos: dict[str, FakeRepo] = {}
+        self.users: dict[str, str] = {}  # token -> login; any other token is the bot's
         self.log: list[Logged] = []
         self._script: list[_Scripted] = []
-        self._lock = threading.Lock()
+        self._delays: list[float] = []
+        # Reentrant: a repository's handlers run under it and may read through helpers.
+        self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         # A short poll: shutdown() waits for the serving loop to look, 0.5 s by default.
         self._thread = threading.Thread(
@@ -88,6 +99,18 @@ class FakeGitHub:
         with self._lock:
             self.routes[path] = texts
 
+    def repo(self, full_name: str = "octocat/Hello-World") -> FakeRepo:
+        """The stateful repository `owner/name`, made on first use."""
+        with self._lock:
+            if full_name not in self.repos:
+                self.repos[full_name] = FakeRepo(full_name, self.base_url, self._lock)
+            return self.repos[full_name]
+
+    def slow_next(self, seconds: float, *, times: int = 1) -> None:
+        """Delay the answers to the next `times` requests by `seconds`."""
+        with self._lock:
+            self._delays.extend([seconds] * times)
+
     def fail_next(
         self,
         status: int,
@@ -109,15 +132,51 @@ class FakeGitHub:
             return [r for r in self.log if path is None or r.path == path]
 
     def _answer(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str]
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
     ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
+            delay = self._delays.pop(0) if self._delays else 0.0
             scripted = self._script.pop(0) if self._script else None
             pages = self.routes.get(path) if method == "GET" else None
+        if delay:
+            time.sleep(delay)
         if scripted is not None:
             return scripted.status, scripted.headers, json.dumps(scripted.body).encode()
         if pages is None:
+            return self._stateful(method, path, query, headers, body)
+        return self._paged(path, query, headers, pages)
+
+    def _stateful(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], bytes]:
+        token = headers.get("authorization", "").partition(" ")[2]
+        login = self.users.get(token, BOT)
+        answer = None
+        if method == "GET" and path == "/user":
+            answer = 200, user(login, self.base_url)
+        parts = path.split("/", 4)  # '', 'repos', owner, name, rest
+        if len(parts) >= 4 and parts[1] == "repos":
+            with self._lock:
+                repo = self.repos.get(f"{parts[2]}/{parts[3]}")
+            rest = "/" + parts[4] if len(parts) == 5 else ""
+            if repo is not None:
+                answer = repo.answer(Request(method, path, query, body, login), rest)
+        if answer is None:
             return 404, {}, json.dumps({"message": "Not Found", "documentation_url": DOCS}).encode()
+        status, data = answer
+        if status == 204 or data is None:
+            return status, {}, b""
+        if status != 200 or method != "GET":
+            return status, {}, json.dumps(data).encode()
+        if isinstance(data, list):
+            size = min(100, max(1, int(query.get("per_page", "30"))))
+            pages = [json.dumps(data[i : i + size]) for i in range(0, len(data), size)] or ["[]"]
+            return self._paged(path, query, headers, pages)
+        return self._paged(path, query, headers, [json.dumps(data)])
+
+    def _paged(
+        self, path: str, query: dict[str, str], headers: dict[str, str], pages: list[str]
+    ) -> tuple[int, dict[str, str], bytes]:
         page = int(query.get("page", "1"))
         if not 1 <= page <= len(pages):
             return 200, {}, b"[]"
@@ -150,12 +209,17 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             query = dict(parse_qsl(parts.query))
             headers = {k.lower(): v for k, v in self.headers.items()}
             length = int(headers.get("content-length") or 0)
-            if length:
-                self.rfile.read(length)
-            status, extra, body = fake._answer(self.command, parts.path, query, headers)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                sent = json.loads(raw) if raw else None
+            except ValueError:
+                sent = None
+            status, extra, body = fake._answer(self.command, parts.path, query, headers, sent)
             # Logged before answering: the client may look at the log the moment it has read.
             with fake._lock:
-                fake.log.append(Logged(self.command, parts.path, query, headers, status, len(body)))
+                fake.log.append(
+                    Logged(self.command, parts.path, query, headers, status, len(body), sent)
+                )
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
