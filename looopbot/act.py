@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from looopbot import proc
+from looopbot import constitution, proc
 from looopbot.actions import (
     Action,
     ArchiveGoal,
@@ -85,6 +85,7 @@ def execute(
             changes.move(src, dst)
             return Acted()
         case WriteSensor(name=name, script=script):
+            untouchable(script, "write_sensor")
             text = script if script.endswith("\n") else script + "\n"
             keep_users(f"sensors/{name}.sh")
             changes.write(f"sensors/{name}.sh", scrub(text), mode=0o755)
@@ -120,7 +121,40 @@ def work(dd: DataDir, config: Config, action: Action) -> Acted:
     return Acted()
 
 
+def untouchable(text: str, what: str) -> None:
+    if constitution.mentions(text):
+        raise LooopbotError(
+            f"{what} refused: it names {constitution.NAME}, which no move may write — only "
+            "a human's commit changes it"
+        )
+
+
 def run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]) -> Acted:
+    untouchable(cmd, "run_shell")
+    rules, committed = constitution.on_disk(dd), constitution.read(dd)
+    acted = _run_shell(dd, config, cmd, scrub)
+    if constitution.read(dd) != committed:
+        # The shell committed it (git commit -a). Rewriting the user's history is not
+        # ours to do: the move fails loudly so a human reverts that commit.
+        error = (
+            f"run_shell committed a change to {constitution.NAME}, which no move may write "
+            "— revert that commit (git log -- CONSTITUTION.md)"
+        )
+        return Acted(error, acted.shell)
+    if constitution.on_disk(dd) != rules:
+        # Named some other way (a glob, a variable, a script): put the file back as it
+        # was — a human's uncommitted edit included — and fail the move.
+        put_back = constitution.restore(dd, rules)
+        error = (
+            f"run_shell changed {constitution.NAME}, which no move may write — "
+            + ("it is restored as it was" if put_back else "a directory now stands there")
+            + "; only a human's commit changes it"
+        )
+        return Acted(error, acted.shell)
+    return acted
+
+
+def _run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]) -> Acted:
     why = denied(cmd)
     if why is not None and not config.limits.allow_dangerous_shell:
         raise LooopbotError(

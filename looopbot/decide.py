@@ -15,6 +15,7 @@ from looopbot.act import Acted, execute
 from looopbot.actions import BadDecision, Decision, goal_of, parse_decision, summary
 from looopbot.changes import Changes, Move
 from looopbot.config import Config
+from looopbot.constitution import NAME as CONSTITUTION
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.journal import recent
@@ -66,6 +67,7 @@ def prompt_input(
         journal=recent(dd.journal),
         goal_acted={g: state.goal_acted.get(g) for g, _ in goals},
         decision_file=str(decision_file(dd, run_id).relative_to(dd.root)) if run_id else "",
+        constitution=world.desired.get(CONSTITUTION, b"").decode("utf-8", errors="replace"),
     )
 
 

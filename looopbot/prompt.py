@@ -16,6 +16,8 @@ from looopbot.actions import ACTION_NAMES, WORKER_ACTIONS, catalogue
 from looopbot.text import age
 
 PLAYBOOK_CAP = 16 * 1024
+CONSTITUTION_CAP = 16 * 1024
+FAIR_SHOWN = 3  # goals named in FAIRNESS
 GOAL_CAP = 8 * 1024
 PROMPT_CAP = 256 * 1024
 
@@ -35,6 +37,7 @@ class PromptInput(NamedTuple):
     goal_acted: Mapping[str, float | None] = {}  # never mutated
     # This run's decision file (data-dir relative); empty when no run is under way.
     decision_file: str = ""
+    constitution: str = ""  # CONSTITUTION.md as committed; "" when there is none
 
 
 def escape(text: str) -> str:
@@ -140,7 +143,12 @@ def build(p: PromptInput) -> str:
         f"--- snapshots/{name}.json\n" + escape(_snapshot_text(name, value, p.goal_acted, p.now))
         for name, value in p.snapshots
     )
-    sections: list[tuple[str, str]] = [
+    sections: list[tuple[str, str]] = []
+    if p.constitution.strip():
+        # First, and never cut to fit: the rules every other section answers to.
+        rules = escape(cap(p.constitution, CONSTITUTION_CAP, "CONSTITUTION.md")).rstrip()
+        sections.append(("CONSTITUTION", f"{CONSTITUTION_PREFACE}\n{rules}"))
+    sections += [
         ("", instructions(p)),
         ("PLAYBOOK", escape(cap(p.playbook, PLAYBOOK_CAP, "PLAYBOOK.md")).rstrip()),
         ("GOALS", goals or "(no goals)"),
@@ -159,6 +167,9 @@ def build(p: PromptInput) -> str:
                 ),
             )
         )
+    fair = fairness(p.goal_acted, p.now)
+    if fair:
+        sections.append(("FAIRNESS", fair))
     if p.flapping:
         sections.append(
             (
@@ -171,6 +182,29 @@ def build(p: PromptInput) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z (%A)", time.localtime(p.now))
     tail = f"Current local time: {stamp}\n"
     return _fit(sections, tail)
+
+
+CONSTITUTION_PREFACE = (
+    "A human wrote these rules in CONSTITUTION.md. They bind every move, above the PLAYBOOK "
+    "and the GOALS; no action can change them (only a human's commit can)."
+)
+
+
+def fairness(goal_acted: Mapping[str, float | None], now: float) -> str:
+    """The goals left alone longest, so one loud goal cannot starve the rest; empty with
+    fewer than two goals (nothing to be fair between)."""
+    if len(goal_acted) < 2:
+        return ""
+    # Never acted on first (as the oldest), then by when; the id breaks ties stably.
+    order = sorted(goal_acted.items(), key=lambda kv: (kv[1] is not None, kv[1] or 0.0, kv[0]))
+    lines = [
+        f"- {gid}: " + ("never acted on" if t is None else f"last acted on {age(now - t)} ago")
+        for gid, t in order[:FAIR_SHOWN]
+    ]
+    return (
+        "The goals you have left alone longest. Unless something more urgent needs the move, "
+        "give one of them a turn:\n" + "\n".join(lines)
+    )
 
 
 # When the whole prompt is over the cap, these are cut first, in this order.
