@@ -159,6 +159,11 @@ def _github(p: argparse.ArgumentParser) -> None:
     _json(g)
 
 
+def _completion(p: argparse.ArgumentParser) -> None:
+    # The names are repeated here (not imported) so building the parser imports nothing.
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="which shell's script")
+
+
 def _example(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", metavar="PROMPT_FILE", help=argparse.SUPPRESS)
 
@@ -190,6 +195,11 @@ COMMANDS: dict[str, tuple[str, str, Configure]] = {
     "claim": ("claims:claim", "take a named claim on a shared resource (a branch lease)", _claim),
     "unclaim": ("claims:unclaim", "release a named claim (the holder's, or a stale one)", _unclaim),
     "github": ("github:github", "install the GitHub Actions workflows; preview a branch", _github),
+    "completion": (
+        "completion:completion",
+        "print a shell completion script (bash, zsh or fish)",
+        _completion,
+    ),
     "example-decider": (
         "example:example_decider",
         "the offline example runner (reads a prompt on stdin, writes one decision)",
