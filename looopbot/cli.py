@@ -22,7 +22,9 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default=None, help="where (default: the current dir)")
-    p.add_argument("--runner", default="example", help="claude, codex, gemini, pi or example")
+    p.add_argument(
+        "--runner", default="example", help="claude, codex, gemini, pi, opencode or example"
+    )
     p.add_argument("--github", action="store_true", help="also install the GitHub workflows")
 
 

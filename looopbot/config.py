@@ -22,7 +22,7 @@ from typing import Any, Literal, NamedTuple
 from looopbot.datadir import CONFIG_NAME, DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import write_atomic
-from looopbot.presets import PRESETS
+from looopbot.presets import PRESETS, RETRY_MATCH
 
 ACTIONS = (
     "noop",
@@ -89,7 +89,9 @@ _ENV_PREFIX = "LOOOPBOT_"
 GIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
 
 _TOP_KEYS = ("runner", "runners", "limits", "notify", "git", "github", "workers")
-_RUNNER_KEYS = ("tick", "worker", "cost")
+_RUNNER_KEYS = ("tick", "worker", "cost", "retries", "retry_match", "retry_sleep")
+MAX_RETRIES = 10
+MAX_RETRY_SLEEP = 600.0
 _COST_KEYS = ("type", "pointer", "mode")
 _GITHUB_SWITCHES = ("sensor", "dashboard", "pull_requests")
 _GITHUB_KEYS = ("repo", "api_url", "token_env", *_GITHUB_SWITCHES)
@@ -116,6 +118,11 @@ class Runner(NamedTuple):
     tick: str
     worker: str
     cost: CostSpec | None
+    # A transient failure (rate limit, overload: output matching `retry_match`) is tried
+    # again up to `retries` times within the beat, `retry_sleep` seconds apart (jittered).
+    retries: int = 2
+    retry_match: str = RETRY_MATCH
+    retry_sleep: float = 10.0
 
     @property
     def wiring(self) -> str:
@@ -330,6 +337,32 @@ class _Checker:
         for key in ("tick", "worker"):
             if key in spec and not (isinstance(spec[key], str) and spec[key].strip()):
                 raise self.fail(spec, key, f"runners.{name}.{key} must be a command string")
+        retries = spec.get("retries")
+        if "retries" in spec and not (
+            isinstance(retries, int)
+            and not isinstance(retries, bool)
+            and 0 <= retries <= MAX_RETRIES
+        ):
+            raise self.fail(spec, "retries", f"runners.{name}.retries must be 0..{MAX_RETRIES}")
+        sleep = spec.get("retry_sleep")
+        if "retry_sleep" in spec and not (
+            isinstance(sleep, int | float)
+            and not isinstance(sleep, bool)
+            and 0 <= sleep <= MAX_RETRY_SLEEP
+        ):
+            raise self.fail(
+                spec, "retry_sleep", f"runners.{name}.retry_sleep must be 0..{MAX_RETRY_SLEEP:g} s"
+            )
+        if "retry_match" in spec:
+            pattern = spec["retry_match"]
+            if not isinstance(pattern, str) or not pattern:
+                raise self.fail(spec, "retry_match", f"runners.{name}.retry_match must be a regex")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise self.fail(
+                    spec, "retry_match", f"runners.{name}.retry_match is not a regex: {exc}"
+                ) from None
         if "cost" in spec and spec["cost"] is not None:
             cost = spec["cost"]
             if not isinstance(cost, dict):
@@ -468,6 +501,9 @@ def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         cost=CostSpec(cost["pointer"], cost.get("mode", "total"), cost.get("type"))
         if cost
         else None,
+        retries=int(spec.get("retries", 2)),
+        retry_match=str(spec.get("retry_match") or RETRY_MATCH),
+        retry_sleep=float(spec.get("retry_sleep", 10.0)),
     )
     if not runner.tick.strip():
         raise LooopbotError(f"runner '{name}' has no tick command — set runners.{name}.tick")

@@ -85,6 +85,9 @@ def decide_and_act(
     # Redacted as a whole: the prompt leaves the machine (goals and readings are untrusted).
     prompt = scrub(build(prompt_input(dd, config, state, world, now, run_id=run_id)))
     ran = decide(dd, config, prompt, run_id)
+    # Every call is metered, a retried one too: each may have cost money.
+    for attempt in ran.retried:
+        meter(changes, Row(attempt.at, "tick", run_id, config.runner.name, attempt.cost_usd))
     meter(changes, Row(round(now, 3), "tick", run_id, config.runner.name, ran.cost_usd))
     error = ran.error
     decision: Decision | None = None

@@ -438,7 +438,7 @@ def test_env_problems_for_validate() -> None:
     bad = config.env_problems({}, {"LOOOPBOT_PUSH": "maybe"})
     assert len(bad) == 1 and bad[0].startswith("$LOOOPBOT_PUSH: expected")
     assert config.env_problems({}, {"LOOOPBOT_RUNNER": "mine"}) == [
-        "unknown runner 'mine' (known: claude, codex, example, gemini, pi)"
+        "unknown runner 'mine' (known: claude, codex, example, gemini, opencode, pi)"
     ]
     # a broken looopbot.yaml: only what the environment alone says
     assert config.env_problems(None, {"LOOOPBOT_RUNNER": "mine"}) == []
