@@ -48,6 +48,7 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--push", action="store_true", help="pull before each beat and push after (git.push)"
     )
+    p.add_argument("--json", action="store_true", help="print one JSON line per beat")
 
 
 def _journal(p: argparse.ArgumentParser) -> None:
