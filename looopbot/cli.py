@@ -162,6 +162,10 @@ def _github(p: argparse.ArgumentParser) -> None:
     _json(g)
 
 
+def _watch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true", help="draw one frame and exit")
+
+
 def _completion(p: argparse.ArgumentParser) -> None:
     # The names are repeated here (not imported) so building the parser imports nothing.
     p.add_argument("shell", choices=("bash", "zsh", "fish"), help="which shell's script")
@@ -198,6 +202,11 @@ COMMANDS: dict[str, tuple[str, str, Configure]] = {
     "claim": ("claims:claim", "take a named claim on a shared resource (a branch lease)", _claim),
     "unclaim": ("claims:unclaim", "release a named claim (the holder's, or a stale one)", _unclaim),
     "github": ("github:github", "install the GitHub Actions workflows; preview a branch", _github),
+    "watch": (
+        "watch:watch_cmd",
+        "a live view: beats, workers, questions, spend, next wake (reads the repo only)",
+        _watch,
+    ),
     "completion": (
         "completion:completion",
         "print a shell completion script (bash, zsh or fish)",
