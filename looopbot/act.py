@@ -12,6 +12,7 @@ from looopbot.actions import (
     ArchiveGoal,
     BadDecision,
     Decision,
+    KillWorker,
     Noop,
     RestartSession,
     RunShell,
@@ -100,7 +101,7 @@ def execute(
         case SendNotification(message=msg, id=nid):
             notify(dd, config, msg, nid)
             return Acted()
-        case StartWorker() | SteerSession() | SendKey() | RestartSession():
+        case StartWorker() | SteerSession() | SendKey() | RestartSession() | KillWorker():
             return work(dd, config, a)
     raise LooopbotError(f"{decision.name}: no way to execute this action")  # unreachable
 
@@ -110,14 +111,16 @@ def work(dd: DataDir, config: Config, action: Action) -> Acted:
     from looopbot.workers import fleet
 
     match action:
-        case StartWorker(id=wid, prompt=prompt, verify=verify):
-            fleet.start(dd, config, wid, prompt, verify)
+        case StartWorker(id=wid, prompt=prompt, verify=verify, runner=runner):
+            fleet.start(dd, config, wid, prompt, verify, runner=runner)
         case SteerSession(id=wid, input=text):
             fleet.steer(dd, wid, text)
         case SendKey(id=wid, keys=keys):
             fleet.keys(dd, wid, keys)
         case RestartSession(id=wid):
             fleet.restart(dd, wid)
+        case KillWorker(id=wid, reason=reason):
+            fleet.kill(dd, wid, reason)
     return Acted()
 
 

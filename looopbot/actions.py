@@ -22,7 +22,7 @@ JOURNAL_CAP = 500
 FOLLOW_UP_MIN_S = 5.0
 FOLLOW_UP_MAX_S = 300.0
 KEYS = ("Enter", "Tab", "Escape", "Up", "Down", "C-c", "C-d")
-WORKER_ACTIONS = ("start_worker", "steer_session", "send_key", "restart_session")
+WORKER_ACTIONS = ("start_worker", "steer_session", "send_key", "restart_session", "kill_worker")
 
 
 class Noop(NamedTuple):
@@ -56,6 +56,7 @@ class StartWorker(NamedTuple):
     id: str
     prompt: str
     verify: str | None = None
+    runner: str | None = None  # a configured runner's name; its worker command runs
 
 
 class SteerSession(NamedTuple):
@@ -70,6 +71,11 @@ class SendKey(NamedTuple):
 
 class RestartSession(NamedTuple):
     id: str
+
+
+class KillWorker(NamedTuple):
+    id: str
+    reason: str
 
 
 class SendNotification(NamedTuple):
@@ -88,6 +94,7 @@ Action = (
     | SteerSession
     | SendKey
     | RestartSession
+    | KillWorker
     | SendNotification
 )
 
@@ -102,11 +109,17 @@ _SCHEMA: dict[str, tuple[type, tuple[tuple[str, str, bool], ...]]] = {
     "write_playbook": (WritePlaybook, (("body", "body", True),)),
     "start_worker": (
         StartWorker,
-        (("id", "id", True), ("prompt", "body", True), ("verify", "text", False)),
+        (
+            ("id", "id", True),
+            ("prompt", "body", True),
+            ("verify", "text", False),
+            ("runner", "id", False),
+        ),
     ),
     "steer_session": (SteerSession, (("id", "id", True), ("input", "text", True))),
     "send_key": (SendKey, (("id", "id", True), ("keys", "keys", True))),
     "restart_session": (RestartSession, (("id", "id", True),)),
+    "kill_worker": (KillWorker, (("id", "id", True), ("reason", "text", True))),
     "send_notification": (
         SendNotification,
         (("message", "text", True), ("id", "id", False)),
@@ -239,6 +252,8 @@ def summary(decision: Decision) -> str:
             return "write_playbook"
         case SendNotification(message=m):
             return f"notify: {m}"
+        case KillWorker(id=i, reason=r):
+            return f"kill_worker {i}: {r}"
         case _:
             return f"{decision.name} {getattr(a, 'id', '')}".strip()
 
@@ -247,7 +262,7 @@ def goal_of(action: Action) -> str | None:
     """The goal an action acts on, for sys-goals (worker actions count for the same id)."""
     if isinstance(action, WriteGoal | ArchiveGoal | StartWorker | SteerSession | SendKey):
         return action.id
-    if isinstance(action, RestartSession):
+    if isinstance(action, RestartSession | KillWorker):
         return action.id
     if isinstance(action, SendNotification):
         return action.id

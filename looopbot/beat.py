@@ -64,7 +64,14 @@ def sense_world(
     snapshots = sense.run_sensors(
         dd, sense.discover(dd), config.limits, now, honour_interval=honour_interval
     )
-    snapshots.update(sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(desired)))
+    snapshots.update(
+        sense.system_snapshots(
+            dd,
+            state.goal_acted,
+            desired_mod.ids_of(desired),
+            stuck_after=config.limits.worker_stuck_after,
+        )
+    )
     if config.github is not None and config.github.sensor:
         from looopbot.github import sensor as github_sensor  # github3 only when asked for
 
@@ -169,7 +176,9 @@ def _beat(
             goal_acted = acted_goals(state.goal_acted, decided, now, desired_mod.goal_ids(dd))
             after = None
             if decided.error is None:
-                after = after_move(dd, goal_acted, world, changes.paths)
+                after = after_move(
+                    dd, goal_acted, world, changes.paths, config.limits.worker_stuck_after
+                )
                 changed_snapshots += _write_snapshots(dd, changes, after)
             state = next_state(
                 state, config, decided, before=world, after=after, now=now, goal_acted=goal_acted
@@ -252,7 +261,11 @@ def _last_beat(dd: DataDir) -> dict[str, Any]:
 
 
 def after_move(
-    dd: DataDir, goal_acted: Mapping[str, float], world: World, written: Iterable[str]
+    dd: DataDir,
+    goal_acted: Mapping[str, float],
+    world: World,
+    written: Iterable[str],
+    stuck_after: float,
 ) -> World:
     """The world as the decider's move left it: the desired files the move wrote, the system
     snapshots recomputed (a goal written, a worker started); sensor readings as sensed."""
@@ -268,7 +281,9 @@ def after_move(
                 desired.pop(path, None)
     snapshots = {
         **world.snapshots,
-        **sense.system_snapshots(dd, goal_acted, desired_mod.ids_of(current)),
+        **sense.system_snapshots(
+            dd, goal_acted, desired_mod.ids_of(current), stuck_after=stuck_after
+        ),
     }
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
     # Only the move's own doing is not news. A worker that ended or flagged, or a claim

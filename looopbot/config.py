@@ -35,6 +35,7 @@ ACTIONS = (
     "steer_session",
     "send_key",
     "restart_session",
+    "kill_worker",
     "send_notification",
 )
 
@@ -42,8 +43,8 @@ DEFAULT_AUTHOR = "looopbot <looopbot@users.noreply.github.com>"
 # 2: the github: section became strictly validated; a cached loose one must be re-checked.
 _CACHE_VERSION = 2
 
-# name -> (kind, default). Kinds: "seconds" (number > 0), "int" (>= 0), "bool", "usd"
-# (number >= 0 or null), "actions" (list of action names).
+# name -> (kind, default). Kinds: "seconds" (number > 0), "seconds?" (the same, or null:
+# off), "int" (>= 0), "bool", "usd" (number >= 0 or null), "actions" (action names).
 LIMITS: dict[str, tuple[str, Any]] = {
     "interval": ("seconds", 60),
     "sensor_timeout": ("seconds", 60),
@@ -62,6 +63,8 @@ LIMITS: dict[str, tuple[str, Any]] = {
     "runs_keep": ("int", 50),
     "push_retries": ("int", 5),
     "network_timeout": ("seconds", 300),
+    "worker_stuck_after": ("seconds", 900),
+    "kill_stuck_after": ("seconds?", None),
     "allowed_actions": ("actions", list(ACTIONS)),
 }
 
@@ -149,6 +152,8 @@ class Limits(NamedTuple):
     runs_keep: int
     push_retries: int
     network_timeout: float
+    worker_stuck_after: float
+    kill_stuck_after: float | None
     allowed_actions: frozenset[str]
 
 
@@ -172,6 +177,9 @@ class Config(NamedTuple):
     remote: str | None  # git.remote: overrides the branch's upstream remote
     branch: str | None  # git.branch: overrides the upstream branch's name
     github: GitHubSettings | None
+    # Every runner's worker command by name (presets and runners:), for a start_worker that
+    # names its runner; the active runner's includes $LOOOPBOT_WORKER_COMMAND.
+    worker_commands: Mapping[str, str] = {}
 
 
 def load(dd: DataDir) -> Config:
@@ -424,7 +432,9 @@ def _finite(value: Any) -> bool:
 def coerce_limit(name: str, value: Any) -> Any:
     """Check one limit's value; raises ValueError saying what is expected."""
     kind, _default = LIMITS[name]
-    if kind == "seconds":
+    if kind == "seconds?" and value is None:
+        return None
+    if kind in ("seconds", "seconds?"):
         if not _finite(value) or value <= 0:
             raise ValueError(f"expected a number of seconds > 0, got {value!r}")
         return float(value)
@@ -461,7 +471,7 @@ def _env_limit(name: str, text: str) -> Any:
         lowered = text.lower()
         value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
         value = value.get(lowered, text)
-    elif kind == "usd" and text.lower() in ("", "null", "none"):
+    elif kind in ("usd", "seconds?") and text.lower() in ("", "null", "none"):
         value = None
     else:
         try:
@@ -509,7 +519,13 @@ def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         raise LooopbotError(f"runner '{name}' has no tick command — set runners.{name}.tick")
     git = plain.get("git") or {}
     push = _env_switch("LOOOPBOT_PUSH", env.get("LOOOPBOT_PUSH", ""))
+    workers = {
+        other: str({**PRESETS.get(other, {}), **(runners.get(other) or {})}.get("worker") or "")
+        for other in {*PRESETS, *runners}
+    }
+    workers[name] = runner.worker
     return Config(
+        worker_commands=workers,
         runner=runner,
         limits=Limits(**values),
         notify_command=(plain.get("notify") or {}).get("command"),

@@ -19,6 +19,8 @@ claude-code 2.1.197 (the last release that runs on node 20), codex 0.169.0, gemi
 - opencode (opencode-ai 1.18.33): `run --format json` reads the message from stdin when no
   positional is given and prints JSONL events; each `step_finish` event's `part.cost` is
   that step's USD, so cost is their sum. `--auto` approves tool permissions (workers only).
+  An API error comes, after opencode's own retries, as one `{"type":"error","error":
+  {"name":"APIError","data":{"message","statusCode","isRetryable"}}}` line and exit 1.
   Offline it retries its provider for ever, printing nothing: limits.tick_timeout ends it.
 
 `retry_match` is the transient failure of each CLI (rate limits, overload) as its output
@@ -68,6 +70,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tick": "opencode run --format json",
         "worker": "opencode run --format json --auto < {prompt_file}",
         "cost": {"type": "step_finish", "pointer": "/part/cost", "mode": "sum"},
+        # Its error event says whether the provider's error is retryable (429, 529…).
+        "retry_match": r'"isRetryable":\s*true|rate_limit_error|overloaded_error',
     },
     # The offline example decider shipped with looopbot: for trying the loop, not deciding.
     "example": {

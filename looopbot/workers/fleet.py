@@ -101,14 +101,26 @@ def get(dd: DataDir, wid: str) -> Worker:
 # --- start --------------------------------------------------------------------------------
 
 
-def start(dd: DataDir, config: Config, wid: str, prompt: str, verify: str | None = None) -> Worker:
-    """Start worker `wid` on `prompt`; returns its record once the worker runs."""
+def start(
+    dd: DataDir,
+    config: Config,
+    wid: str,
+    prompt: str,
+    verify: str | None = None,
+    *,
+    runner: str | None = None,
+) -> Worker:
+    """Start worker `wid` on `prompt` with the worker command of `runner` (a configured
+    runner's name; default the active runner); returns its record once the worker runs."""
     check_id(wid)
     if not prompt.strip():
         raise LooopbotError(f"worker '{wid}': the prompt is empty — say what the worker must do")
-    template = config.runner.worker
+    name = runner or config.runner.name
+    if name not in config.worker_commands and name != config.runner.name:
+        known = ", ".join(sorted(config.worker_commands))
+        raise LooopbotError(f"worker '{wid}': no runner named '{name}' (known: {known})")
+    template = config.worker_commands.get(name, config.runner.worker)
     if not template.strip():
-        name = config.runner.name
         raise LooopbotError(
             f"runner '{name}' has no worker command — set runners.{name}.worker in looopbot.yaml"
         )
@@ -295,6 +307,16 @@ def stop(dd: DataDir, wid: str) -> Worker:
     return worker
 
 
+def kill(dd: DataDir, wid: str, reason: str) -> Worker:
+    """End a worker on the loop's word (kill_worker): its whole group, recorded `killed`,
+    the reason written where whoever reads its log will look."""
+    from looopbot.workers.supervisor import note
+
+    worker = stop(dd, wid)
+    note(record.paths(dd, wid).log, f"killed by the loop: {reason}")
+    return worker
+
+
 # --- flags ----------------------------------------------------------------------------
 
 
@@ -324,20 +346,27 @@ def answer(dd: DataDir, wid: str, text: str) -> None:
 # --- the sys-workers snapshot -----------------------------------------------------------
 
 
-def snapshot(dd: DataDir) -> dict[str, Any]:
+def snapshot(dd: DataDir, stuck_after: float) -> dict[str, Any]:
     """sys-workers: {id, state, exit_code} per worker (+ `note` while live and flagged,
-    + `verify` once judged); detail holds counts and absolute times only."""
+    + `health` while live or lost, + `verify` once judged); detail holds counts and
+    absolute times only."""
+    from looopbot.workers import health
+
     found = census(dd)
+    now = time.time()
     signal_: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     times: dict[str, dict[str, float | None]] = {}
     for worker in found.workers:
         item: dict[str, Any] = {"id": worker.id, "state": worker.state}
         item["exit_code"] = worker.exit_code
-        if worker.live:
-            note = record.flag(dd, worker.id)
-            if note:
-                item["note"] = note
+        note = record.flag(dd, worker.id) if worker.live else None
+        if note:
+            item["note"] = note
+        p = record.paths(dd, worker.id)
+        said = health.of(worker, p, flagged=bool(note), now=now, stuck_after=stuck_after)
+        if said is not None:
+            item["health"] = said
         if worker.verdict:
             item["verify"] = worker.verdict
         signal_.append(item)
