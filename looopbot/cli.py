@@ -117,6 +117,7 @@ def _worker(p: argparse.ArgumentParser) -> None:
     g.add_argument("id")
     g.add_argument("prompt")
     g.add_argument("--verify", metavar="CMD", help="a shell check run once after it exits")
+    g.add_argument("--runner", metavar="NAME", help="run it with this runner's worker command")
     verbs.add_parser("stop", help="end the worker's whole process group").add_argument("id")
     g = verbs.add_parser("logs", help="print the worker's output.log")
     g.add_argument("id")

@@ -97,6 +97,8 @@ def _start(dd: DataDir, args: argparse.Namespace) -> int:
     }
     if args.verify is not None:
         obj["verify"] = args.verify
+    if args.runner is not None:
+        obj["runner"] = args.runner
     apply(dd, obj)
     return EXIT_OK
 

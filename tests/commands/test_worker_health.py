@@ -121,3 +121,19 @@ def test_start_worker_with_a_named_runner_uses_its_worker_command(wrepo: Repo) -
     assert (repo.root / ".looopbot/worktrees/w1/alt-marker").read_text() == "ran-by-alt\n"
     repo.decide({"action": "start_worker", "id": "w2", "prompt": task("w2"), "runner": "nope"})
     assert_failed(repo.tick("--force"), "no runner named 'nope'")
+
+
+def test_worker_start_by_hand_with_a_named_runner(wrepo: Repo) -> None:
+    repo = wrepo
+    alt = f"echo by-hand > alt-marker; {FAKE_WORKER}"
+    text = (
+        repo.read("looopbot.yaml") + f"runners:\n  alt:\n    tick: 'false'\n    worker: '{alt}'\n"
+    )
+    repo.write("looopbot.yaml", text)
+    repo.git("commit", "-qam", "an alt runner")
+    done = repo.run("worker", "start", "w1", task("w1"), "--runner", "alt")
+    assert done.code == 0, done.err
+    wait_state(repo, "w1", "exited")
+    assert (repo.root / ".looopbot/worktrees/w1/alt-marker").read_text() == "by-hand\n"
+    refused = repo.run("worker", "start", "w2", task("w2"), "--runner", "nope")
+    assert refused.code == 1 and "no runner named 'nope'" in refused.err
