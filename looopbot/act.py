@@ -114,7 +114,12 @@ def work(dd: DataDir, config: Config, action: Action) -> Acted:
         case StartWorker(id=wid, prompt=prompt, verify=verify, runner=runner):
             fleet.start(dd, config, wid, prompt, verify, runner=runner)
         case SteerSession(id=wid, input=text):
-            fleet.steer(dd, wid, text)
+            from looopbot.workers import asks
+
+            if asks.pending(dd, wid) is not None:
+                fleet.answer(dd, wid, text)  # what is said to a worker that asked answers it
+            else:
+                fleet.steer(dd, wid, text)
         case SendKey(id=wid, keys=keys):
             fleet.keys(dd, wid, keys)
         case RestartSession(id=wid):

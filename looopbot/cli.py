@@ -137,8 +137,23 @@ def _unflag(p: argparse.ArgumentParser) -> None:
 
 
 def _answer(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", help="the worker")
+    p.add_argument("id", help="the worker, or the ask (<worker>#<n>)")
     p.add_argument("text", help="the answer (or - for stdin), delivered to its stdin")
+
+
+def _ask(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="the worker (usually $LOOOPBOT_SESSION_ID)")
+    p.add_argument("question", help="the question a human must decide")
+    p.add_argument("--options", metavar="A,B", help="the answers it takes, comma-separated")
+    p.add_argument("--no-wait", action="store_true", help="print the ask id and return at once")
+
+
+def _asks(p: argparse.ArgumentParser) -> None:
+    _json(p)
+
+
+def _wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--asks", action="store_true", help="wait for a pending ask only")
 
 
 def _validate(p: argparse.ArgumentParser) -> None:
@@ -200,6 +215,17 @@ COMMANDS: dict[str, tuple[str, str, Configure]] = {
     "flag": ("worker:flag", "raise a worker's question for a human (run by the worker)", _flag),
     "unflag": ("worker:unflag", "take a worker's question down", _unflag),
     "answer": ("worker:answer", "answer a flagged worker: the text goes to its stdin", _answer),
+    "ask": (
+        "asks:ask",
+        "a worker asks a human, with options; waits for the answer and prints it",
+        _ask,
+    ),
+    "asks": ("asks:list_asks", "the pending asks: worker, age, options, STRANDED", _asks),
+    "wait": (
+        "asks:wait",
+        "block until something needs a human (an ask, a notification, a failed beat)",
+        _wait,
+    ),
     "claim": ("claims:claim", "take a named claim on a shared resource (a branch lease)", _claim),
     "unclaim": ("claims:unclaim", "release a named claim (the holder's, or a stale one)", _unclaim),
     "github": ("github:github", "install the GitHub Actions workflows; preview a branch", _github),

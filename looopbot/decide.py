@@ -68,7 +68,22 @@ def prompt_input(
         goal_acted={g: state.goal_acted.get(g) for g, _ in goals},
         decision_file=str(decision_file(dd, run_id).relative_to(dd.root)) if run_id else "",
         constitution=world.desired.get(CONSTITUTION, b"").decode("utf-8", errors="replace"),
+        asks=pending_asks(dd, now),
     )
+
+
+def pending_asks(dd: DataDir, now: float) -> list[str]:
+    """The PENDING ASKS lines (asks live in local scratch, next to the workers)."""
+    from looopbot.text import age
+    from looopbot.workers import asks
+
+    lines = []
+    for ask, live in asks.all_pending(dd):
+        when = f", asked {age(now - ask.asked_at)} ago" if ask.asked_at is not None else ""
+        options = f" — options: {', '.join(ask.options)}" if ask.options else ""
+        stranded = " — STRANDED: its worker is no longer live" if not live else ""
+        lines.append(f"- {ask.id} (worker {ask.worker}{when}): {ask.question}{options}{stranded}")
+    return lines
 
 
 def decide_and_act(

@@ -38,6 +38,7 @@ class PromptInput(NamedTuple):
     # This run's decision file (data-dir relative); empty when no run is under way.
     decision_file: str = ""
     constitution: str = ""  # CONSTITUTION.md as committed; "" when there is none
+    asks: Sequence[str] = ()  # one line per pending ask
 
 
 def escape(text: str) -> str:
@@ -66,11 +67,13 @@ WORKERS_HELP = """\
 Workers do longer work for you: start_worker starts an agent in its own git worktree on
 branch looopbot/worker/<id>, with your prompt as its task (an optional "verify" shell command
 judges it done). Its state, exit code, verify verdict and any question it flagged ("note")
-show in snapshots/sys-workers.json; a flagged worker waits for an answer on its stdin:
-steer_session sends it a line (that is how you answer; a human can also answer with
-`looopbot answer`), send_key sends keys, restart_session restarts it in the same worktree.
-One worker per id while it runs; start one for a goal with the goal's id. Named claims
-(snapshots/sys-claims.json) show who holds a shared resource. A worker's branch is its
+show in snapshots/sys-workers.json (with a health: busy, waiting, stuck or dead); a worker
+that asked waits for an answer (PENDING ASKS): steer_session sends it a line (that is how you
+answer; a human can also answer with `looopbot answer`), kill_worker ends a stuck one,
+send_key sends keys, restart_session restarts it in the same worktree. An optional "runner"
+names which configured runner's worker command runs it. One worker per id while it runs;
+start one for a goal with the goal's id. Named claims (snapshots/sys-claims.json) show who
+holds a shared resource. A worker's branch is its
 deliverable: merging it is a human's step.
 
 """
@@ -164,6 +167,17 @@ def build(p: PromptInput) -> str:
                 escape(
                     f"$ {p.shell.get('cmd')}\n(exit code {p.shell.get('exit_code')})\n"
                     f"{p.shell.get('output', '')}".rstrip()
+                ),
+            )
+        )
+    if p.asks:
+        sections.append(
+            (
+                "PENDING ASKS",
+                escape(
+                    "Workers waiting for a human. Answer one with steer_session (its worker's "
+                    "id, the answer as input; an ask with options takes only one of them), "
+                    "or leave it for a human:\n" + "\n".join(p.asks)
                 ),
             )
         )

@@ -29,7 +29,7 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import read_bytes_or_none, write_atomic
 from looopbot.ids import check_branch_id, is_valid_id
-from looopbot.workers import identity, orphans, record
+from looopbot.workers import asks, identity, orphans, record
 from looopbot.workers.record import Worker
 
 START_WAIT_S = 20.0  # for the supervisor to report the worker running
@@ -323,12 +323,26 @@ def kill(dd: DataDir, wid: str, reason: str) -> Worker:
 def flag(dd: DataDir, wid: str, message: str) -> None:
     """A worker's question for a human, shown as `note` while the worker is live."""
     get(dd, wid)
+    write_atomic(record.paths(dd, wid).flag, _question(message) + "\n")
+
+
+def _question(message: str) -> str:
     text = " ".join(message.split())
     if not text:
-        raise LooopbotError("the flag message is empty — say what a human must decide")
+        raise LooopbotError("the question is empty — say what a human must decide")
     if len(text.encode()) > MESSAGE_CAP:
-        raise LooopbotError(f"the flag message is over the {MESSAGE_CAP}-byte cap")
+        raise LooopbotError(f"the question is over the {MESSAGE_CAP}-byte cap")
+    return text
+
+
+def ask(dd: DataDir, wid: str, message: str, options: tuple[str, ...]) -> asks.Ask:
+    """A question with an id (and maybe the answers it takes): raised as a flag, recorded
+    as an ask."""
+    get(dd, wid)
+    text = _question(message)
+    found = asks.open_ask(dd, wid, text, options)
     write_atomic(record.paths(dd, wid).flag, text + "\n")
+    return found
 
 
 def unflag(dd: DataDir, wid: str) -> None:
@@ -337,10 +351,22 @@ def unflag(dd: DataDir, wid: str) -> None:
         record.paths(dd, wid).flag.unlink()
 
 
-def answer(dd: DataDir, wid: str, text: str) -> None:
-    """A human's answer: to the worker's stdin, then the question is down."""
-    steer(dd, wid, text)
+def answer(dd: DataDir, to: str, text: str) -> tuple[str, str]:
+    """A human's answer to worker or ask `to`: checked against the ask's options, to the
+    worker's stdin, recorded for a `looopbot ask` that waits, then the question is down.
+    Returns (the ask's id, the answer as delivered)."""
+    wid, ask_id = asks.target(to)
+    question = asks.pending(dd, wid)
+    if question is None:
+        if ask_id is not None:
+            raise LooopbotError(f"ask {ask_id} is not pending — see `looopbot asks`")
+        steer(dd, wid, text)  # no question up: an answer is plain input, as before asks
+        return wid, text
+    delivered = asks.check_answer(question, ask_id, text)
+    steer(dd, wid, delivered)
+    asks.answered(dd, question, delivered)
     unflag(dd, wid)
+    return question.id, delivered
 
 
 # --- the sys-workers snapshot -----------------------------------------------------------
