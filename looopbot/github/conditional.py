@@ -46,7 +46,6 @@ class Reader:
         self.old = _load(path)
         self.used: dict[str, Entry] = {}
         self.truncated: list[str] = []  # lists read only up to MAX_PAGES
-        self.statuses: list[int] = []  # every answer's status, for the caller's arithmetic
 
     def url(self, path: str, **params: str | int) -> str:
         """The absolute URL of an API path, its query in a stable order (it is a cache key)."""
@@ -65,7 +64,8 @@ class Reader:
         next_url: str | None = url
         while next_url is not None:
             if len(out) == MAX_PAGES:
-                self.truncated.append(url)
+                if url not in self.truncated:
+                    self.truncated.append(url)
                 break
             entry = self._get(next_url, distill)
             out.append(entry.data)
@@ -94,7 +94,6 @@ class Reader:
         except RequestException as exc:
             # What github3's own calls raise for it, so `talking` words it the same way.
             raise gx.ConnectionError(exc) from None
-        self.statuses.append(response.status_code)
         if response.status_code == 304 and known is not None:
             entry = known
         elif response.status_code == 200:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 from looopbot.config import Config
 from looopbot.datadir import DataDir
@@ -107,7 +108,10 @@ def read(reader: conditional.Reader, repo: str, mention: str) -> Reading:
         number = item["number"]
         with reader.client.talking(f"read pull request #{number} of {repo}"):
             pull = pulls.read(reader, repo, number)
-            looked[number] = {**pull, "failing": checks.failing(reader, repo, pull["head_sha"])}
+            looked[number] = {
+                **pull,
+                "failing": checks.failing(reader, repo, quote(pull["head_sha"], safe="")),
+            }
     with reader.client.talking(f"read the comments of {repo}"):
         found = mentions.read(reader, repo, mention)
     return Reading(repo, items, branch, branch_failing, looked, found, reader.truncated)
