@@ -97,10 +97,13 @@ MAX_RETRIES = 10
 MAX_RETRY_SLEEP = 600.0
 _COST_KEYS = ("type", "pointer", "mode")
 _GITHUB_SWITCHES = ("sensor", "dashboard", "pull_requests")
-_GITHUB_KEYS = ("repo", "api_url", "token_env", *_GITHUB_SWITCHES)
+_GITHUB_KEYS = ("repo", "api_url", "token_env", "mention", *_GITHUB_SWITCHES)
 GITHUB_API = "https://api.github.com"
 GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A GitHub login (an app's bot account ends in [bot]), with or without the '@'.
+_GITHUB_LOGIN = re.compile(r"@?[A-Za-z0-9][A-Za-z0-9-]{0,38}(\[bot\])?")
+DEFAULT_MENTION = "looopbot"
 # A token pasted where its variable's name belongs (token_env: ghp_…) must be refused
 # without echoing it: the error goes to a terminal, a job log, maybe the journal.
 _TOKEN_SHAPE = re.compile(r"(gh[pousr]_|github_pat_)", re.IGNORECASE)
@@ -166,6 +169,9 @@ class GitHubSettings(NamedTuple):
     sensor: bool
     dashboard: bool
     pull_requests: bool
+    # The handle whose @-mentions the sensor reports (no '@'); a setting, because the
+    # Actions token cannot ask GitHub who it is (GET /user) and a person's token is theirs.
+    mention: str = DEFAULT_MENTION
 
 
 class Config(NamedTuple):
@@ -334,6 +340,16 @@ class _Checker:
                     "github.token_env must be the name of an environment variable (letters, "
                     "digits, _), like GITHUB_TOKEN",
                 )
+        mention = node.get("mention")
+        if mention is not None and not (
+            isinstance(mention, str) and _GITHUB_LOGIN.fullmatch(mention)
+        ):
+            raise self.fail(
+                node,
+                "mention",
+                "github.mention must be a GitHub login (letters, digits, -), like "
+                f"{DEFAULT_MENTION} — the sensor reports comments that @-mention it",
+            )
         for key in _GITHUB_SWITCHES:
             if node.get(key) is not None and not isinstance(node[key], bool):
                 raise self.fail(node, key, f"github.{key} must be true or false")
@@ -547,6 +563,7 @@ def _github(node: Mapping[str, Any] | None) -> GitHubSettings | None:
         sensor=bool(node.get("sensor")),
         dashboard=bool(node.get("dashboard")),
         pull_requests=bool(node.get("pull_requests")),
+        mention=(node.get("mention") or DEFAULT_MENTION).removeprefix("@"),
     )
 
 
