@@ -36,6 +36,8 @@ ACTIONS = (
     "send_key",
     "restart_session",
     "send_notification",
+    "write_schedule",
+    "delete_schedule",
 )
 
 DEFAULT_AUTHOR = "looopbot <looopbot@users.noreply.github.com>"

@@ -22,6 +22,8 @@ from looopbot.ledger import Row
 from looopbot.prompt import PromptInput, build
 from looopbot.record import meter
 from looopbot.runner import decide, decision_file
+from looopbot.schedules.store import NAME as SCHEDULES
+from looopbot.schedules.store import due_items
 from looopbot.state import State
 from looopbot.world import World, desired_digests, what_changed
 
@@ -66,6 +68,7 @@ def prompt_input(
         journal=recent(dd.journal),
         goal_acted={g: state.goal_acted.get(g) for g, _ in goals},
         decision_file=str(decision_file(dd, run_id).relative_to(dd.root)) if run_id else "",
+        due_schedules=due_items(world.snapshots.get(SCHEDULES)),
     )
 
 

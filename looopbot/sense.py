@@ -189,12 +189,17 @@ def goals_snapshot(goal_acted: Mapping[str, float], goal_ids: list[str]) -> dict
 
 
 def system_snapshots(
-    dd: DataDir, goal_acted: Mapping[str, float], goal_ids: list[str]
+    dd: DataDir, goal_acted: Mapping[str, float], goal_ids: list[str], *, now: float
 ) -> dict[str, Any]:
-    """sys-goals, sys-workers, sys-claims: computed in-process, never failing."""
+    """sys-goals, sys-workers, sys-claims, sys-schedules: computed in-process, never failing."""
+    from looopbot.schedules import store as schedules
     from looopbot.workers import system
 
-    return {"sys-goals": goals_snapshot(goal_acted, goal_ids), **system.snapshots(dd)}
+    return {
+        "sys-goals": goals_snapshot(goal_acted, goal_ids),
+        **system.snapshots(dd),
+        schedules.NAME: schedules.snapshot(dd, now),
+    }
 
 
 def snapshot_bytes(value: Any) -> bytes:

@@ -35,6 +35,16 @@ VALID: dict[str, tuple[dict[str, Any], Any]] = {
         {"message": "please review", "id": "ship-v2"},
         a.SendNotification("please review", "ship-v2"),
     ),
+    "write_schedule": (
+        {
+            "name": "deploy-check",
+            "at": "2026-12-07T09:00:00+01:00",
+            "note": "re-check",
+            "goal": "g",
+        },
+        a.WriteSchedule("deploy-check", "re-check", at="2026-12-07T09:00:00+01:00", goal="g"),
+    ),
+    "delete_schedule": ({"name": "deploy-check"}, a.DeleteSchedule("deploy-check")),
 }
 # (action, field) for every field that holds an id or a name
 ID_FIELDS = [
@@ -46,6 +56,9 @@ ID_FIELDS = [
     ("send_key", "id"),
     ("restart_session", "id"),
     ("send_notification", "id"),
+    ("write_schedule", "name"),
+    ("write_schedule", "goal"),
+    ("delete_schedule", "name"),
 ]
 BODY_FIELDS = [
     ("write_goal", "body"),
@@ -60,6 +73,7 @@ TEXT_FIELDS = [
     ("steer_session", "input"),
     ("send_notification", "message"),
     ("start_worker", "verify"),
+    ("write_schedule", "note"),
 ]
 UNSAFE_IDS = [
     "../x",
@@ -171,7 +185,13 @@ REQUIRED = [
     (action, f)
     for action, (fields, _) in VALID.items()
     for f in fields
-    if (action, f) not in {("start_worker", "verify"), ("send_notification", "id")}
+    if (action, f)
+    not in {
+        ("start_worker", "verify"),
+        ("send_notification", "id"),
+        ("write_schedule", "at"),  # at or every: test_schedules checks the pair
+        ("write_schedule", "goal"),
+    }
 ]
 
 

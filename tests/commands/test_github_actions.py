@@ -32,7 +32,7 @@ def test_installed_workflows_validate_clean(repo: Repo) -> None:
     installed(repo)
     code, lines = validate(repo)
     assert code == 0, lines
-    assert lines == ["ok: config, goals, sensors and workflows are valid"]
+    assert lines == ["ok: config, goals, sensors, schedules and workflows are valid"]
 
 
 def test_broken_workflow_yaml_is_reported_at_its_line(repo: Repo) -> None:
