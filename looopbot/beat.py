@@ -274,8 +274,9 @@ def _handle_schedules(
         skip=skip,
         remove=changes.remove,
         write=changes.write,
+        # What this beat (or a killed one it took over) wrote is not the user's edit.
         keep_users=lambda rel: refuse_uncommitted(
-            dd, [rel], "advancing the schedule", changes.recovered
+            dd, [rel], "advancing the schedule", changes.paths
         ),
     )
 

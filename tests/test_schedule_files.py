@@ -284,3 +284,12 @@ def test_the_prompt_shows_each_due_schedule_with_its_note_and_how_overdue() -> N
 def test_no_due_schedule_no_section() -> None:
     assert "=== DUE SCHEDULES ===" not in _prompt([])
     assert due_items(None) == [] and due_items({"signal": "x"}) == []
+
+
+def test_a_lone_surrogate_is_a_bad_decision_not_a_crash() -> None:
+    for obj in (
+        {"action": "write_schedule", "name": "s", "every": 60, "note": "a\ud800"},
+        {"action": "noop", "reason": "\udfff"},
+    ):
+        with pytest.raises(BadDecision, match="not valid Unicode text"):
+            parse_decision(obj)

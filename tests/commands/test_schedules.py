@@ -210,6 +210,7 @@ def test_the_move_may_rewrite_the_note_of_the_schedule_that_woke_it(repo: Repo) 
     repo.decide({"action": "write_schedule", "name": "deploy", "at": PAST, "note": "half done"})
     assert repo.tick().json()["outcome"] == "decided"
     assert parse(repo.read("schedules/deploy.yaml")).note == "half done"
+    assert "stays due" not in repo.read("journal.md")
 
 
 def test_a_schedule_the_move_writes_already_due_wakes_the_next_beat(repo: Repo) -> None:
