@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -12,6 +14,7 @@ from looopbot.actions import (
     ArchiveGoal,
     BadDecision,
     Decision,
+    DeleteSchedule,
     KillWorker,
     Noop,
     RestartSession,
@@ -22,6 +25,7 @@ from looopbot.actions import (
     SteerSession,
     WriteGoal,
     WritePlaybook,
+    WriteSchedule,
     WriteSensor,
     check_body,
 )
@@ -103,7 +107,40 @@ def execute(
             return Acted()
         case StartWorker() | SteerSession() | SendKey() | RestartSession() | KillWorker():
             return work(dd, config, a)
+        case WriteSchedule(name=name):
+            keep_users(f"schedules/{name}.yaml")
+            changes.write(f"schedules/{name}.yaml", scrub(schedule_text(a, time.time())))
+            return Acted()
+        case DeleteSchedule(name=name):
+            rel = f"schedules/{name}.yaml"
+            if not os.path.lexists(dd.path(rel)):
+                raise LooopbotError(
+                    f"delete_schedule: there is no schedule '{name}' ({rel} is missing)"
+                )
+            if os.path.islink(dd.path(rel)):
+                raise LooopbotError(f"delete_schedule: {rel} is a symlink — remove it by hand")
+            keep_users(rel)
+            changes.remove(rel)
+            return Acted()
     raise LooopbotError(f"{decision.name}: no way to execute this action")  # unreachable
+
+
+def schedule_text(action: WriteSchedule, now: float) -> str:
+    """The file a write_schedule writes. A recurring schedule gets its first due time
+    written as `next:` (absolute): a period from now, or the first start time from now on."""
+    from looopbot.schedules.spec import build, render
+
+    try:
+        schedule = build(
+            action.note, at=action.at, every=action.every, start=action.start, goal=action.goal
+        )
+    except ValueError as exc:
+        raise BadDecision(f"write_schedule: {exc}") from None
+    if schedule.every is not None:
+        first = schedule.following(now)
+        if first != schedule.start:
+            schedule = schedule._replace(next=first)
+    return render(schedule)
 
 
 def work(dd: DataDir, config: Config, action: Action) -> Acted:

@@ -69,6 +69,7 @@ def sense_world(
             dd,
             state.goal_acted,
             desired_mod.ids_of(desired),
+            now=now,
             stuck_after=config.limits.worker_stuck_after,
         )
     )
@@ -176,8 +177,14 @@ def _beat(
             goal_acted = acted_goals(state.goal_acted, decided, now, desired_mod.goal_ids(dd))
             after = None
             if decided.error is None:
+                notes += _handle_schedules(dd, changes, world, decided, now)
                 after = after_move(
-                    dd, goal_acted, world, changes.paths, config.limits.worker_stuck_after
+                    dd,
+                    goal_acted,
+                    world,
+                    changes.paths,
+                    now=now,
+                    stuck_after=config.limits.worker_stuck_after,
                 )
                 changed_snapshots += _write_snapshots(dd, changes, after)
             state = next_state(
@@ -260,11 +267,40 @@ def _last_beat(dd: DataDir) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def _handle_schedules(
+    dd: DataDir, changes: Changes, world: World, decided: Decided, now: float
+) -> list[str]:
+    """The schedules this decided beat saw due are done: a one-shot removed, a recurring one
+    advanced, in this beat's commit. A failed or held beat never gets here, so its due
+    schedules stay due and wake the next beat. The move's own write_schedule or
+    delete_schedule of one stands as the move left it."""
+    from looopbot.actions import DeleteSchedule, WriteSchedule
+    from looopbot.schedules import store as schedules
+    from looopbot.worktree_state import refuse_uncommitted
+
+    action = decided.decision.action if decided.decision else None
+    skip = [action.name] if isinstance(action, WriteSchedule | DeleteSchedule) else []
+    return schedules.handle_due(
+        dd,
+        world.snapshots.get(schedules.NAME),
+        now,
+        skip=skip,
+        remove=changes.remove,
+        write=changes.write,
+        # What this beat (or a killed one it took over) wrote is not the user's edit.
+        keep_users=lambda rel: refuse_uncommitted(
+            dd, [rel], "advancing the schedule", changes.paths
+        ),
+    )
+
+
 def after_move(
     dd: DataDir,
     goal_acted: Mapping[str, float],
     world: World,
     written: Iterable[str],
+    *,
+    now: float,
     stuck_after: float,
 ) -> World:
     """The world as the decider's move left it: the desired files the move wrote, the system
@@ -282,7 +318,7 @@ def after_move(
     snapshots = {
         **world.snapshots,
         **sense.system_snapshots(
-            dd, goal_acted, desired_mod.ids_of(current), stuck_after=stuck_after
+            dd, goal_acted, desired_mod.ids_of(current), now=now, stuck_after=stuck_after
         ),
     }
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
@@ -295,6 +331,11 @@ def after_move(
         )
     if "sys-claims" in world.signals:
         signals["sys-claims"] = world.signals["sys-claims"]
+    from looopbot.schedules.store import NAME as SCHEDULES
+    from looopbot.schedules.store import decided_signal
+
+    if SCHEDULES in signals:
+        signals[SCHEDULES] = decided_signal(world.signals.get(SCHEDULES), signals[SCHEDULES])
     return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
 
 

@@ -94,6 +94,19 @@ def _sensor(p: argparse.ArgumentParser) -> None:
     g.add_argument("name", nargs="?")
 
 
+def _schedule(p: argparse.ArgumentParser) -> None:
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _json(verbs.add_parser("list", help="list the schedules: when each is next due, its note"))
+    g = verbs.add_parser("write", help="write schedules/NAME.yaml (NOTE, or - for stdin)")
+    g.add_argument("name")
+    g.add_argument("note", help="what to check when it is due (or - for stdin)")
+    g.add_argument("--at", metavar="TIME", help="once, at an ISO 8601 time with a zone")
+    g.add_argument("--every", metavar="DURATION", help="recurring: seconds, or 90s, 15m, 1h, 1d")
+    g.add_argument("--start", metavar="TIME", help="with --every: the first due time")
+    g.add_argument("--goal", metavar="ID", help="the goal it is about")
+    verbs.add_parser("delete", help="remove schedules/NAME.yaml").add_argument("name")
+
+
 def _unclaim(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the resource's name (an id: letters, digits, '.', '_', '-')")
     p.add_argument(
@@ -206,9 +219,10 @@ COMMANDS: dict[str, tuple[str, str, Configure]] = {
     "goal": ("steer:goal", "list, write or archive goals by hand", _goal),
     "playbook": ("steer:playbook", "replace PLAYBOOK.md by hand", _playbook),
     "sensor": ("steer:sensor", "list, write or run sensors", _sensor),
+    "schedule": ("schedule:schedule", "list, write or delete durable wake-ups", _schedule),
     "validate": (
         "validate:validate",
-        "check config, goals, sensors, ids and workflows",
+        "check config, goals, sensors, schedules, ids and workflows",
         _validate,
     ),
     "worker": ("worker:worker", "list, start, stop, follow or prune workers", _worker),

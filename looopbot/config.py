@@ -37,6 +37,8 @@ ACTIONS = (
     "restart_session",
     "kill_worker",
     "send_notification",
+    "write_schedule",
+    "delete_schedule",
 )
 
 DEFAULT_AUTHOR = "looopbot <looopbot@users.noreply.github.com>"

@@ -23,6 +23,8 @@ from looopbot.ledger import Row
 from looopbot.prompt import PromptInput, build
 from looopbot.record import meter
 from looopbot.runner import decide, decision_file
+from looopbot.schedules.store import NAME as SCHEDULES
+from looopbot.schedules.store import due_items
 from looopbot.state import State
 from looopbot.world import World, desired_digests, what_changed
 
@@ -69,6 +71,7 @@ def prompt_input(
         decision_file=str(decision_file(dd, run_id).relative_to(dd.root)) if run_id else "",
         constitution=world.desired.get(CONSTITUTION, b"").decode("utf-8", errors="replace"),
         asks=pending_asks(dd, now),
+        due_schedules=due_items(world.snapshots.get(SCHEDULES)),
     )
 
 

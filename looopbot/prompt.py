@@ -39,6 +39,8 @@ class PromptInput(NamedTuple):
     decision_file: str = ""
     constitution: str = ""  # CONSTITUTION.md as committed; "" when there is none
     asks: Sequence[str] = ()  # one line per pending ask
+    # The due (and broken) schedules: sys-schedules' signal items with their detail.
+    due_schedules: Sequence[Mapping[str, Any]] = ()
 
 
 def escape(text: str) -> str:
@@ -79,12 +81,24 @@ deliverable: merging it is a human's step.
 """
 
 
+SCHEDULES_HELP = """\
+Schedules are durable wake-ups, kept in git (schedules/<name>.yaml): write_schedule with "at"
+(an ISO 8601 time with a zone, e.g. 2026-12-07T09:00:00+01:00) for once, or "every" (seconds,
+or 90s, 15m, 1h, 1d) with an optional "start" time for a recurring check, and a "note" saying
+what to check then. When one falls due it wakes the loop and is listed under DUE SCHEDULES;
+the beat that decides on it removes a one-shot and moves a recurring one to its next time.
+Use them for "re-check the deploy tomorrow at 09:00"; next_interval_s is the short nudge.
+
+"""
+
+
 def instructions(p: PromptInput) -> str:
     offered = [a for a in ACTION_NAMES if a in p.allowed]
     if not p.workers_available:
         offered = [a for a in offered if a not in WORKER_ACTIONS]
     lines = [line for line in catalogue() if line.split(":")[0] in offered]
     workers = WORKERS_HELP if "start_worker" in offered else ""
+    workers += SCHEDULES_HELP if "write_schedule" in offered else ""
     where = f" ({p.decision_file})" if p.decision_file else ""
     return f"""You are the decider of looopbot, a control loop for someone's ongoing work. The
 desired state is the PLAYBOOK and the GOALS below; the observed state is the SENSOR READINGS.
@@ -192,6 +206,8 @@ def build(p: PromptInput) -> str:
                 "part to detail) instead of reacting:\n" + "\n".join(f"- {n}" for n in p.flapping),
             )
         )
+    if p.due_schedules:
+        sections.append(("DUE SCHEDULES", escape(due_schedules(p.due_schedules, p.now))))
     sections.append(("RECENT JOURNAL", escape("\n".join(p.journal)) or "(empty)"))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z (%A)", time.localtime(p.now))
     tail = f"Current local time: {stamp}\n"
@@ -221,10 +237,37 @@ def fairness(goal_acted: Mapping[str, float | None], now: float) -> str:
     )
 
 
+def due_schedules(items: Sequence[Mapping[str, Any]], now: float) -> str:
+    """One line per due schedule, with its note and how overdue it is (ages are rendered
+    here, from `now`, never stored); then the broken ones."""
+    lines = [
+        "These fell due. Whatever you decide on this beat handles them: a one-shot is then "
+        "removed and a recurring one moves to its next time (write_schedule to be reminded "
+        "again)."
+    ]
+    for item in items:
+        name = item.get("name")
+        if item.get("error"):
+            lines.append(f"- {name}: BROKEN ({item.get('error')}) — fix or delete it")
+            continue
+        due = item.get("due")
+        kind = f"every {age(item['every'])}" if isinstance(item.get("every"), int) else "once"
+        if isinstance(due, int | float):
+            stamp = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(due))
+            when = f"due {stamp}, {age(now - due)} overdue"
+        else:
+            when = "due since it was written"
+        goal = f", goal {item['goal']}" if item.get("goal") else ""
+        note = " ".join(str(item.get("note", "")).split())
+        lines.append(f"- {name} ({kind}, {when}{goal}): {note}")
+    return "\n".join(lines)
+
+
 # When the whole prompt is over the cap, these are cut first, in this order.
 # LAST FAILURE and FLAPPING SENSORS are short in practice but unbounded (a runner's error text).
 _CUT_ORDER = (
     "SENSOR READINGS",
+    "DUE SCHEDULES",
     "RECENT JOURNAL",
     "GOALS",
     "WHAT CHANGED",

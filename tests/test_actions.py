@@ -39,6 +39,16 @@ VALID: dict[str, tuple[dict[str, Any], Any]] = {
         {"message": "please review", "id": "ship-v2"},
         a.SendNotification("please review", "ship-v2"),
     ),
+    "write_schedule": (
+        {
+            "name": "deploy-check",
+            "at": "2026-12-07T09:00:00+01:00",
+            "note": "re-check",
+            "goal": "g",
+        },
+        a.WriteSchedule("deploy-check", "re-check", at="2026-12-07T09:00:00+01:00", goal="g"),
+    ),
+    "delete_schedule": ({"name": "deploy-check"}, a.DeleteSchedule("deploy-check")),
 }
 # (action, field) for every field that holds an id or a name
 ID_FIELDS = [
@@ -52,6 +62,9 @@ ID_FIELDS = [
     ("kill_worker", "id"),
     ("send_notification", "id"),
     ("start_worker", "runner"),
+    ("write_schedule", "name"),
+    ("write_schedule", "goal"),
+    ("delete_schedule", "name"),
 ]
 BODY_FIELDS = [
     ("write_goal", "body"),
@@ -67,6 +80,7 @@ TEXT_FIELDS = [
     ("send_notification", "message"),
     ("start_worker", "verify"),
     ("kill_worker", "reason"),
+    ("write_schedule", "note"),
 ]
 UNSAFE_IDS = [
     "../x",
@@ -179,7 +193,13 @@ REQUIRED = [
     for action, (fields, _) in VALID.items()
     for f in fields
     if (action, f)
-    not in {("start_worker", "verify"), ("start_worker", "runner"), ("send_notification", "id")}
+    not in {
+        ("start_worker", "verify"),
+        ("start_worker", "runner"),
+        ("send_notification", "id"),
+        ("write_schedule", "at"),  # at or every: test_schedules checks the pair
+        ("write_schedule", "goal"),
+    }
 ]
 
 
