@@ -38,6 +38,7 @@ class View(NamedTuple):
     spent_usd: float | None  # None: the ledger could not be read
     budget_usd: float | None
     next_wake: float | None  # absolute time, or None when nothing is due
+    next_why: str = ""  # what wakes it then
 
 
 def gather(dd: DataDir, config: Config, now: float, shown: int = BEATS_SHOWN) -> View:
@@ -53,7 +54,7 @@ def gather(dd: DataDir, config: Config, now: float, shown: int = BEATS_SHOWN) ->
         workers=[w for w in workers if isinstance(w, dict)],
         spent_usd=spent,
         budget_usd=config.limits.max_daily_usd,
-        next_wake=_next_wake(dd, config),
+        **_next_wake(dd),
     )
 
 
@@ -85,16 +86,26 @@ def _signal(dd: DataDir, name: str) -> list[Any]:
     return signal if isinstance(signal, list) else []
 
 
-def _next_wake(dd: DataDir, config: Config) -> float | None:
-    """The follow-up the decider asked for, if any: the next time the loop decides even
-    with nothing changed."""
+def _next_wake(dd: DataDir) -> dict[str, Any]:
+    """The next time the loop decides with nothing else changed: the follow-up the decider
+    asked for, or the next schedule falling due (schedules/ as the repo holds them)."""
+    from looopbot.schedules import store
+
+    wakes: list[tuple[float, str]] = []
     raw = read_bytes_or_none(dd.state)
-    if raw is None:
-        return None
     try:
-        return state_mod.parse(raw).follow_up_at
+        follow = state_mod.parse(raw).follow_up_at if raw is not None else None
     except state_mod.StateUnreadable:
-        return None
+        follow = None
+    if follow is not None:
+        wakes.append((follow, "a follow-up the decider asked for"))
+    for entry in store.read_all(dd):
+        if entry.schedule is not None and entry.schedule.due is not None:
+            wakes.append((entry.schedule.due, f"schedule {entry.name}"))
+    if not wakes:
+        return {"next_wake": None}
+    when, why = min(wakes)
+    return {"next_wake": when, "next_why": why}
 
 
 def questions(view: View) -> list[tuple[str, str]]:
@@ -116,5 +127,5 @@ def wake_line(view: View, now: float) -> str:
     if view.next_wake is None:
         return "when something changes"
     if view.next_wake <= now:
-        return "now (a follow-up is due)"
-    return f"in {age(view.next_wake - now)} (a follow-up the decider asked for)"
+        return f"now ({view.next_why} is due)"
+    return f"in {age(view.next_wake - now)} ({view.next_why})"

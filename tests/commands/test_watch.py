@@ -88,3 +88,11 @@ def test_watch_once_lists_workers_questions_and_spend(repo: Repo) -> None:
     assert "1 waiting for a human" in done.out and "docs: merge to main?" in done.out
     assert "lint" in done.out and "passed" in done.out
     assert repo.status_porcelain() == ""  # it wrote nothing
+
+
+def test_watch_names_the_next_schedule_as_the_next_wake(repo: Repo) -> None:
+    done = repo.run("schedule", "write", "nightly", "re-check the deploy", "--every", "1d")
+    assert done.code == 0, done.err
+    shown = repo.run("watch", "--once", env={"COLUMNS": "160"})
+    assert shown.code == 0, shown.err
+    assert "(schedule nightly)" in shown.out and "next wake  in 23h" in shown.out
