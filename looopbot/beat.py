@@ -275,6 +275,7 @@ def _handle_schedules(
     schedules stay due and wake the next beat. The move's own write_schedule or
     delete_schedule of one stands as the move left it."""
     from looopbot.actions import DeleteSchedule, WriteSchedule
+    from looopbot.schedules import NAME as SCHEDULES
     from looopbot.schedules import store as schedules
     from looopbot.worktree_state import refuse_uncommitted
 
@@ -282,7 +283,7 @@ def _handle_schedules(
     skip = [action.name] if isinstance(action, WriteSchedule | DeleteSchedule) else []
     return schedules.handle_due(
         dd,
-        world.snapshots.get(schedules.NAME),
+        world.snapshots.get(SCHEDULES),
         now,
         skip=skip,
         remove=changes.remove,
@@ -331,7 +332,7 @@ def after_move(
         )
     if "sys-claims" in world.signals:
         signals["sys-claims"] = world.signals["sys-claims"]
-    from looopbot.schedules.store import NAME as SCHEDULES
+    from looopbot.schedules import NAME as SCHEDULES
     from looopbot.schedules.store import decided_signal
 
     if SCHEDULES in signals:

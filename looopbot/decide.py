@@ -23,7 +23,7 @@ from looopbot.ledger import Row
 from looopbot.prompt import PromptInput, build
 from looopbot.record import meter
 from looopbot.runner import decide, decision_file
-from looopbot.schedules.store import NAME as SCHEDULES
+from looopbot.schedules import NAME as SCHEDULES
 from looopbot.schedules.store import due_items
 from looopbot.state import State
 from looopbot.world import World, desired_digests, what_changed

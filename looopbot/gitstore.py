@@ -167,6 +167,9 @@ def commit_changes(dd: DataDir, changes: Changes, msg: str, author: tuple[str, s
             if moved:
                 gitindex.install(gitdir, prepared)
                 changes.done()
+                from looopbot import constitution
+
+                constitution.carry(dd, head, commit.id)
                 return commit.id.decode()
             gitindex.discard(prepared)
             # Someone committed meanwhile: rebuild on top of theirs, never over it.

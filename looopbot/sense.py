@@ -198,7 +198,7 @@ def system_snapshots(
 ) -> dict[str, Any]:
     """sys-goals, sys-workers, sys-claims, sys-schedules: computed in-process, never failing.
     `stuck_after` is limits.worker_stuck_after, for the workers' health."""
-    from looopbot.schedules import store as schedules
+    from looopbot import schedules
     from looopbot.workers import system
 
     return {

@@ -109,17 +109,17 @@ def _goals(dd: DataDir) -> list[Problem]:
 
 def _schedules(dd: DataDir) -> list[Problem]:
     """schedules/<name>.yaml: each readable, valid YAML, with a valid time or period."""
-    from looopbot.schedules import store
+    from looopbot.schedules import FOLDER, SUFFIX, store
 
     out: list[Problem] = []
     try:
-        names = sorted(os.listdir(dd.path(store.FOLDER)))
+        names = sorted(os.listdir(dd.path(FOLDER)))
     except (FileNotFoundError, NotADirectoryError):
         return out
     for name in names:
-        if not name.endswith(store.SUFFIX) and not name.startswith("."):
+        if not name.endswith(SUFFIX) and not name.startswith("."):
             out.append(
-                Problem(f"{store.FOLDER}/{name}", 1, "ignored: schedules are schedules/<name>.yaml")
+                Problem(f"{FOLDER}/{name}", 1, "ignored: schedules are schedules/<name>.yaml")
             )
     for entry in store.read_all(dd):
         if entry.problem is not None:

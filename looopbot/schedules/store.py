@@ -28,11 +28,9 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import read_bytes_or_none, write_atomic
 from looopbot.ids import describe_bad_id, is_valid_id
+from looopbot.schedules import FOLDER, SUFFIX
 from looopbot.schedules.spec import FILE_CAP, Invalid, Schedule, iso, parse
 
-NAME = "sys-schedules"
-FOLDER = "schedules"
-SUFFIX = ".yaml"
 _CACHE = "schedules-cache.json"
 _CACHE_VERSION = 1
 

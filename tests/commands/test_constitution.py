@@ -4,8 +4,9 @@ and never written by a move — a named write is refused, an unnamed one is put 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from conftest import NOOP, Repo
+from conftest import NOOP, Repo, git
 from test_actions_e2e import assert_failed, decided, section
 
 RULES = "# Rules\nNever deploy on a Friday.\n"
@@ -89,3 +90,49 @@ def test_a_shell_move_that_commits_it_fails_loudly(repo: Repo) -> None:
     )
     repo.decide({"action": "run_shell", "cmd": cmd, "reason": "x"})
     assert_failed(repo.tick(), "run_shell committed a change to CONSTITUTION.md", "revert")
+
+
+def test_an_unchanged_beat_reads_it_without_the_git_library(repo: Repo) -> None:
+    """The skip path never imports dulwich: HEAD's file is known by a cache keyed on the
+    refs' stat, and a human commit (a new ref file) is still seen at once."""
+    constituted(repo)
+    repo.decide(NOOP)
+    decided(repo.tick(), "noop")
+    probe = (
+        "import sys; from looopbot.cli import main; code = main(['-C', sys.argv[1], 'tick']);"
+        "print('dulwich' in sys.modules); sys.exit(code)"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(repo.root)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("False"), done.stdout
+    constituted(repo, RULES + "A new rule.\n")
+    repo.decide(NOOP)
+    decided(repo.tick(), "noop")
+    assert "A new rule." in repo.prompts()[-1]
+
+
+def test_packed_refs_and_a_linked_worktree_read_the_right_commit(
+    repo: Repo, tmp_path: Path
+) -> None:
+    constituted(repo)
+    repo.decide(NOOP, NOOP)
+    decided(repo.tick(), "noop")
+    repo.git("pack-refs", "--all")  # the branch now lives in packed-refs only
+    assert json.loads(repo.tick().out)["outcome"] == "unchanged"
+    constituted(repo, RULES + "Packed, then changed.\n")
+    decided(repo.tick(), "noop")
+    assert "Packed, then changed." in section(repo.prompts()[-1], "CONSTITUTION")
+    # A linked worktree on its own branch sees its own HEAD's constitution.
+    other = tmp_path / "other"
+    repo.git("worktree", "add", "-q", "-b", "side", str(other))
+    (other / "CONSTITUTION.md").write_text("Side rules.\n")
+    git(other, "commit", "-qam", "side rules")
+    from looopbot.constitution import head_id
+
+    assert head_id(other) == git(other, "rev-parse", "HEAD").strip()
+    assert head_id(repo.root) == repo.head()
