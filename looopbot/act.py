@@ -100,17 +100,21 @@ def execute(
             notify(dd, config, msg, nid)
             return Acted()
         case StartWorker() | SteerSession() | SendKey() | RestartSession():
-            return work(dd, config, a)
+            return work(dd, config, a, changes)
     raise LooopbotError(f"{decision.name}: no way to execute this action")  # unreachable
 
 
-def work(dd: DataDir, config: Config, action: Action) -> Acted:
+def work(dd: DataDir, config: Config, action: Action, changes: Changes) -> Acted:
     """The worker-facing actions go to the fleet (imported only when a beat uses one)."""
     from looopbot.workers import fleet
 
     match action:
         case StartWorker(id=wid, prompt=prompt, verify=verify):
-            fleet.start(dd, config, wid, prompt, verify)
+            if config.workers_backend == "actions":
+                # Its record is committed with this move: a fresh clone must find it.
+                fleet.start_on_actions(dd, config, changes, wid, prompt=prompt, verify=verify)
+            else:
+                fleet.start(dd, config, wid, prompt, verify)
         case SteerSession(id=wid, input=text):
             fleet.steer(dd, wid, text)
         case SendKey(id=wid, keys=keys):

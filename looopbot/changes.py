@@ -325,9 +325,11 @@ _OWN_FILES = frozenset(
         # file under .github/: a hand-edited record must not make us commit anything there.
         ".github/workflows/looopbot.yml",
         ".github/workflows/looopbot-validate.yml",
+        ".github/workflows/looopbot-worker.yml",
     }
 )
-_OWN_DIRS = ("goals/", "sensors/", "snapshots/", "schedules/", "reports/")
+# workers/: the records of workers on GitHub Actions (looopbot.workers.onactions).
+_OWN_DIRS = ("goals/", "sensors/", "snapshots/", "schedules/", "reports/", "workers/")
 
 
 def _safe(rel: object) -> bool:

@@ -24,7 +24,12 @@ from looopbot.config import GIT_NAME
 from looopbot.errors import LooopbotError
 from looopbot.presets import CLI
 
-WORKFLOWS = (".github/workflows/looopbot.yml", ".github/workflows/looopbot-validate.yml")
+WORKFLOWS = (
+    ".github/workflows/looopbot.yml",
+    ".github/workflows/looopbot-validate.yml",
+    # Dispatched by a worker start with workers.backend: actions; idle otherwise.
+    ".github/workflows/looopbot-worker.yml",
+)
 
 _PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
 _STAMP = re.compile(r"^# looopbot-template: sha256=([0-9a-f]{64})?$", re.MULTILINE)

@@ -37,6 +37,7 @@ def worker(args: argparse.Namespace) -> int:
         "stop": _stop,
         "logs": _logs,
         "prune": _prune,
+        "run": _run,
     }
     return verbs[args.verb](dd, args)
 
@@ -102,13 +103,27 @@ def _start(dd: DataDir, args: argparse.Namespace) -> int:
 
 
 def _stop(dd: DataDir, args: argparse.Namespace) -> int:
+    from looopbot.workers import onactions
+
+    fleet.check_id(args.id)
+    on_actions = onactions.read(dd, args.id)
+    local = record.read(dd, args.id) if on_actions is not None else None
+
     def do(config: Config, changes: Changes, scrub: Callable[[str], str]) -> str:
+        if on_actions is not None and (local is None or not record.effective(local).live):
+            said = onactions.stop(dd, config, on_actions)
+            return f"stop_worker {args.id} (on GitHub Actions: {said})"
         stopped = fleet.stop(dd, args.id)
         return f"stop_worker {args.id} ({stopped.state})"
 
-    fleet.check_id(args.id)
     by_hand(dd, "stop_worker", do, args.id)
     return EXIT_OK
+
+
+def _run(dd: DataDir, args: argparse.Namespace) -> int:
+    from looopbot.workers import onrunner
+
+    return onrunner.run_here(dd, load(dd), args.id)
 
 
 def _logs(dd: DataDir, args: argparse.Namespace) -> int:
