@@ -185,7 +185,8 @@ def start(
                 "started it?) — nothing was dispatched; try again"
             ) from None
         raise LooopbotError(
-            f"worker '{wid}': cannot push {name} to {up.remote}: {exc.message}"
+            f"worker '{wid}': cannot push {name} to {up.remote} — nothing was dispatched: "
+            f"{exc.message}"
         ) from None
     _set_ref(root, ref, brief, mine)
     _mirror(root, mirror, brief)

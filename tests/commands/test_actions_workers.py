@@ -128,9 +128,7 @@ def test_a_second_start_of_a_live_worker_is_refused(tmp_path: Path, fake: FakeGi
     assert remote_tip(remote) == tip and repo.head() == head
 
 
-def test_a_start_after_the_run_ended_continues_the_branch(
-    tmp_path: Path, fake: FakeGitHub
-) -> None:
+def test_a_start_after_the_run_ended_continues_the_branch(tmp_path: Path, fake: FakeGitHub) -> None:
     repo, remote = on_actions(tmp_path, fake)
     start(repo)
     first = remote_tip(remote)
@@ -269,9 +267,7 @@ def test_a_failed_run_shows_as_failure(tmp_path: Path, fake: FakeGitHub) -> None
     assert (item["state"], item["conclusion"]) == ("completed", "failure")
 
 
-def test_a_failing_api_keeps_the_last_known_state_marked(
-    tmp_path: Path, fake: FakeGitHub
-) -> None:
+def test_a_failing_api_keeps_the_last_known_state_marked(tmp_path: Path, fake: FakeGitHub) -> None:
     repo, _ = on_actions(tmp_path, fake)
     start(repo)
     (run_id,) = gh(fake).runs
@@ -405,3 +401,44 @@ def test_worker_run_refuses_another_branch(tmp_path: Path, fake: FakeGitHub) -> 
     repo, _ = on_actions(tmp_path, fake)
     r = repo.run("worker", "run", "w1")
     assert r.code == 1 and "check that out first" in r.err
+
+
+def test_until_the_new_run_is_listed_the_old_one_is_not_taken_for_it(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo, _ = on_actions(tmp_path, fake)
+    start(repo)
+    (run_id,) = gh(fake).runs
+    gh(fake).finish_run(run_id, "failure")
+    beat(repo)
+    # GitHub accepted the dispatch (204) but lists no run for it yet.
+    gh(fake).dispatch_failures.append((204, None))
+    start(repo, prompt="again")
+    beat(repo)
+    (item,) = workers_signal(repo)
+    assert (item["state"], item["conclusion"]) == ("dispatched", None)
+    # …and a stop says to wait, rather than cancelling nothing.
+    r = repo.run("worker", "stop", "w1")
+    assert r.code == 1 and "has not shown up" in r.err
+
+
+def test_a_branch_taken_on_the_remote_meanwhile_is_never_overwritten(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    """The lease: another clone starts the same id between our look and our push."""
+    repo, remote = on_actions(tmp_path, fake)
+    other = repo.head()
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        f'[ -e "$GIT_DIR/taken" ] || {{ touch "$GIT_DIR/taken"; '
+        # (a hook may not move refs inside receive-pack's quarantine: step out of it)
+        f"env -u GIT_QUARANTINE_PATH git update-ref refs/heads/{BRANCH} {other}; }}\n"
+    )
+    hook.chmod(0o755)
+    r = repo.run("worker", "start", "w1", "write the weekly report")
+    assert r.code == 1 and "Traceback" not in r.err
+    assert BRANCH in r.err and "nothing was dispatched" in r.err, r.err
+    assert remote_tip(remote) == other  # theirs, as they left it
+    assert gh(fake).dispatches == []
+    assert not (repo.root / "workers" / "w1.json").exists()
