@@ -153,6 +153,11 @@ def start_on_actions(
     check_id(wid)
     if not prompt.strip():
         raise LooopbotError(f"worker '{wid}': the prompt is empty — say what the worker must do")
+    if not config.runner.worker.strip():  # the run would find none either
+        name = config.runner.name
+        raise LooopbotError(
+            f"runner '{name}' has no worker command — set runners.{name}.worker in looopbot.yaml"
+        )
     from looopbot.workers import onactions
 
     with fleet_lock(dd):

@@ -325,10 +325,12 @@ def test_steer_and_answer_point_to_the_dashboard(tmp_path: Path, fake: FakeGitHu
     repo, _ = on_actions(tmp_path, fake)
     start(repo)
     head = repo.head()
-    for args in (("answer", "w1", "yes"), ("worker", "logs", "w1")):
+    for args in (("answer", "w1", "yes"), ("flag", "w1", "merge?")):
         r = repo.run(*args)
         assert r.code == 1 and "runs on GitHub Actions" in r.err, r.err
         assert "dashboard" in r.err and len(r.err.strip().splitlines()) == 1
+    logs = repo.run("worker", "logs", "w1")
+    assert logs.code == 1 and "run's log on GitHub" in logs.err
     repo.decide({"action": "steer_session", "id": "w1", "input": "go on"})
     t = repo.tick("--force")
     assert t.json()["outcome"] == "failed" and "runs on GitHub Actions" in t.json()["error"]
@@ -442,3 +444,40 @@ def test_a_branch_taken_on_the_remote_meanwhile_is_never_overwritten(
     assert remote_tip(remote) == other  # theirs, as they left it
     assert gh(fake).dispatches == []
     assert not (repo.root / "workers" / "w1.json").exists()
+
+
+def test_worker_list_shows_them_as_the_last_beat_read_them(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo, _ = on_actions(tmp_path, fake)
+    start(repo)
+    (run_id,) = gh(fake).runs
+    listed = repo.run("worker", "list", "--json").json()["workers"]
+    assert [(w["id"], w["backend"], w["state"]) for w in listed] == [
+        ("w1", "actions", "dispatched")
+    ]
+    gh(fake).finish_run(run_id, "failure")
+    beat(repo)
+    asked = len(fake.log)
+    (row,) = repo.run("worker", "list", "--json").json()["workers"]
+    assert (row["state"], row["conclusion"], row["ahead"]) == ("completed", "failure", 0)
+    assert row["url"].endswith(f"/actions/runs/{run_id}")
+    text = repo.run("worker", "list").out
+    assert "w1\tcompleted (failure)" in text and "on GitHub Actions" in text
+    assert len(fake.log) == asked  # listing asks GitHub nothing
+
+
+def test_max_workers_counts_workers_on_actions(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo, remote = on_actions(tmp_path, fake)
+    repo.write(
+        "looopbot.yaml", repo.read("looopbot.yaml").replace("limits:", "limits:\n  max_workers: 1")
+    )
+    repo.git("commit", "-qam", "one at a time")
+    start(repo)
+    r = repo.run("worker", "start", "w2", "another")
+    assert r.code == 1 and "limits.max_workers" in r.err, r.err
+    assert remote_tip(remote, "looopbot/worker/w2") is None
+    (run_id,) = gh(fake).runs
+    gh(fake).finish_run(run_id)
+    beat(repo)  # the loop has seen it finish: the slot is free
+    start(repo, "w2")
