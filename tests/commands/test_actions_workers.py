@@ -481,3 +481,18 @@ def test_max_workers_counts_workers_on_actions(tmp_path: Path, fake: FakeGitHub)
     gh(fake).finish_run(run_id)
     beat(repo)  # the loop has seen it finish: the slot is free
     start(repo, "w2")
+
+
+def test_a_beats_start_worker_dispatches_and_commits_the_record_with_the_beat(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo, remote = on_actions(tmp_path, fake)
+    repo.decide({"action": "start_worker", "id": "w1", "prompt": "write the weekly report"})
+    t = repo.tick("--push")
+    assert t.code == 0 and t.json()["outcome"] == "decided", t.err
+    assert gh(fake).dispatches == [{"workflow": WF, "ref": BRANCH, "inputs": {"worker": "w1"}}]
+    assert repo.trailers()["Looopbot-Action"] == "start_worker"
+    assert "workers/w1.json" in repo.git("show", "--name-only", "--format=", "HEAD").split()
+    # Pushed with the beat: a fresh clone on another machine knows the worker.
+    assert "workers/w1.json" in git(remote, "ls-tree", "-r", "--name-only", "HEAD").split()
+    no_token_anywhere(repo, remote, fake)
