@@ -104,18 +104,19 @@ def _read_run(
     client: GitHubClient, worker: ActionsWorker, scratch: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from looopbot.github import actions
+    from looopbot.github.client import GitHubUnavailable
 
     saved = scratch.get(worker.id)
-    # The tag is good only with the run it came with, and only for this start of the id.
-    fits = (
-        isinstance(saved, dict)
-        and saved.get("started_at") == worker.started_at
-        and isinstance(saved.get("etag"), str)
-    )
-    etag = saved["etag"] if fits and isinstance(saved, dict) else None
+    etag, kept = None, None
+    # The tag is good only with the run it came with, and only for this start of the id;
+    # a scratch file that does not parse is asked past, never trusted.
+    if isinstance(saved, dict) and saved.get("started_at") == worker.started_at:
+        with contextlib.suppress(GitHubUnavailable):
+            kept = actions.parse_run(saved["run"]) if saved.get("run") is not None else None
+            etag = saved["etag"] if isinstance(saved.get("etag"), str) else None
     listed = actions.newest_run(client, WORKFLOW, worker.branch, etag=etag)
-    if listed.unchanged and isinstance(saved, dict):
-        run = actions.parse_run(saved["run"]) if saved.get("run") else None
+    if listed.unchanged:
+        run = kept
     else:
         run = listed.run
         scratch[worker.id] = {

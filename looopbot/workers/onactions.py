@@ -162,8 +162,8 @@ def start(
         )
     if earlier is not None and (newest is None or newest.id <= earlier.after_run):
         raise LooopbotError(
-            f"worker '{wid}' was dispatched and its run has not shown up yet — wait for it, "
-            f"or stop it ('looopbot worker stop {wid}')"
+            f"worker '{wid}' was dispatched and its run has not shown up yet — wait for it "
+            f"(if it never shows, remove {record_rel(wid)} to free the id)"
         )
     up = remote.upstream(dd, config)
     theirs = _remote_ref(dd, up.remote, ref)

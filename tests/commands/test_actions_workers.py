@@ -496,3 +496,24 @@ def test_a_beats_start_worker_dispatches_and_commits_the_record_with_the_beat(
     # Pushed with the beat: a fresh clone on another machine knows the worker.
     assert "workers/w1.json" in git(remote, "ls-tree", "-r", "--name-only", "HEAD").split()
     no_token_anywhere(repo, remote, fake)
+
+
+def test_a_mangled_scratch_file_is_asked_past(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo, _ = on_actions(tmp_path, fake)
+    start(repo)
+    (run_id,) = gh(fake).runs
+    beat(repo)
+    scratch = repo.root / ".looopbot" / "actions-runs.json"
+    saved = json.loads(scratch.read_text())
+    saved["w1"]["run"] = {"id": "not a run"}
+    scratch.write_text(json.dumps(saved))
+    gh(fake).start_run(run_id)
+    asked = len(fake.requests(RUNS))
+    beat(repo)
+    (item,) = workers_signal(repo)
+    assert item["state"] == "in_progress"
+    assert "if-none-match" not in fake.requests(RUNS)[asked].headers
+    assert (
+        "unavailable"
+        not in json.loads(repo.read("snapshots/sys-workers.json"))["detail"]["workers"]["w1"]
+    )
