@@ -31,6 +31,7 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.github.client import GitHubClient, GitHubUnavailable
 from looopbot.ids import is_valid_id
+from looopbot.redact import redact
 from looopbot.workers.record import branch as branch_of
 
 WORKFLOW = "looopbot-worker.yml"
@@ -175,7 +176,10 @@ def start(
     head = gitcli.out(root, "rev-parse", "--verify", "HEAD^{commit}").strip()
     tip = theirs or mine or head
     base = _merge_base(root, tip, head)
-    brief = _brief_commit(dd, config, tip, wid, text=contract.brief(prompt), now=now)
+    # Unlike a local worker's brief (scratch), this one is committed and pushed: it is
+    # redacted like everything else looopbot commits.
+    text = redact(contract.brief(prompt))
+    brief = _brief_commit(dd, config, tip, wid, text=text, now=now)
     try:
         remote.lease_push(dd, up.remote, ref, brief, theirs)
     except remote.RemoteFailed as exc:

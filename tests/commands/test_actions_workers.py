@@ -517,3 +517,15 @@ def test_a_mangled_scratch_file_is_asked_past(tmp_path: Path, fake: FakeGitHub) 
         "unavailable"
         not in json.loads(repo.read("snapshots/sys-workers.json"))["detail"]["workers"]["w1"]
     )
+
+
+def test_a_secret_in_the_prompt_never_reaches_the_pushed_brief(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo, remote = on_actions(tmp_path, fake)
+    key = "sk-" + "Pr0mptS3cr3t" * 3
+    start(repo, prompt=f"deploy with the key {key}")
+    brief = git(remote, "show", f"{BRANCH}:.looopbot/worker-brief.md")
+    assert key not in brief and "[redacted]" in brief
+    no_token_anywhere(repo, remote, fake)
+    assert key not in git(remote, "log", "-p", "--all")
