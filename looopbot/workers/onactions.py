@@ -20,6 +20,7 @@ left for a later beat to misread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any, NamedTuple
@@ -37,6 +38,7 @@ from looopbot.workers.record import branch as branch_of
 WORKFLOW = "looopbot-worker.yml"
 RECORDS = "workers"  # data-dir relative: workers/<id>.json (committed)
 BRIEF = ".looopbot/worker-brief.md"  # on the worker's branch
+VERIFY = ".looopbot/worker-verify"  # its verify command, when it has one (same commit)
 BRIEF_TRAILER = "Looopbot-Brief"  # marks the commits that add or drop the brief
 _MAX_WAIT = 60.0
 _TIMEOUT = 10.0
@@ -179,7 +181,8 @@ def start(
     # Unlike a local worker's brief (scratch), this one is committed and pushed: it is
     # redacted like everything else looopbot commits.
     text = redact(contract.brief(prompt))
-    brief = _brief_commit(dd, config, tip, wid, text=text, now=now)
+    files = {BRIEF: text, **({VERIFY: redact(verify) + "\n"} if verify else {})}
+    brief = _brief_commit(dd, config, tip, wid, files=files, now=now)
     try:
         remote.lease_push(dd, up.remote, ref, brief, theirs)
     except remote.RemoteFailed as exc:
@@ -304,9 +307,12 @@ def _mirror(root: Any, mirror: str, value: str | None) -> None:
         gitcli.run(root, "update-ref", mirror, value, check=False)
 
 
-def _brief_commit(dd: DataDir, config: Config, tip: str, wid: str, *, text: str, now: float) -> str:
-    """A commit on `tip` that adds the brief (not referenced by anything yet)."""
-    from dulwich.object_store import commit_tree_changes
+def _brief_commit(
+    dd: DataDir, config: Config, tip: str, wid: str, *, files: dict[str, str], now: float
+) -> str:
+    """A commit on `tip` that adds the brief (and the verify command), referenced by
+    nothing yet."""
+    from dulwich.object_store import commit_tree_changes, tree_lookup_path
     from dulwich.objects import Blob, Commit, ObjectID
     from dulwich.repo import Repo
 
@@ -318,11 +324,18 @@ def _brief_commit(dd: DataDir, config: Config, tip: str, wid: str, *, text: str,
     try:
         parent = repo[ObjectID(tip.encode())]
         assert isinstance(parent, Commit)
-        blob = Blob.from_string(text.encode())
-        repo.object_store.add_object(blob)
-        tree = commit_tree_changes(
-            repo.object_store, parent.tree, [(BRIEF.encode(), 0o100644, blob.id)]
-        )
+        blobs = {rel: Blob.from_string(text.encode()) for rel, text in files.items()}
+        for blob in blobs.values():
+            repo.object_store.add_object(blob)
+        edits: list[tuple[bytes, int | None, ObjectID | None]] = [
+            (rel.encode(), 0o100644, blob.id) for rel, blob in blobs.items()
+        ]
+        if VERIFY not in files:
+            # A verify left by an earlier start of this id goes: this start declares none.
+            with contextlib.suppress(KeyError):
+                tree_lookup_path(repo.__getitem__, parent.tree, VERIFY.encode())
+                edits.append((VERIFY.encode(), None, None))
+        tree = commit_tree_changes(repo.object_store, parent.tree, edits)
         message = f"looopbot: brief for worker {wid}\n\n{BRIEF_TRAILER}: {wid}\n"
         commit = new_commit(tree, [parent.id], f"{name} <{email}>".encode(), message, when=int(now))
         repo.object_store.add_object(commit)

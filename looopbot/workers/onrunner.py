@@ -5,8 +5,9 @@ It runs the configured runner's worker command on the brief the start committed 
 branch, then commits whatever the worker left uncommitted, and — when the worker succeeded
 — a last commit that drops the brief, so the branch's diff against its base is the work
 alone (a merged pull request must not carry the brief into the base branch). A failed
-worker keeps its brief, so "Re-run" on GitHub runs it again. Pushing is the workflow's
-step, in plain sight.
+worker keeps its brief, so "Re-run" on GitHub runs it again. A declared verify runs once
+after a worker that exited 0; a failing one fails the run (its conclusion says so).
+Pushing is the workflow's step, in plain sight.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from looopbot.config import Config, author_identity
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.ids import check_branch_id
-from looopbot.workers.onactions import BRIEF, BRIEF_TRAILER
+from looopbot.workers.onactions import BRIEF, BRIEF_TRAILER, VERIFY
 from looopbot.workers.record import branch as branch_of
 
 # GitHub ends a job after 6 hours at most; the workflow's timeout-minutes is the real limit.
@@ -83,11 +84,36 @@ def run_here(dd: DataDir, config: Config, wid: str) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     code = 127 if result.exit_code is None else 124 if result.timed_out else result.exit_code
     _commit(root, config, f"looopbot: worker {wid} left this uncommitted", everything=True)
+    check = dd.path(VERIFY)
+    if code == 0 and check.is_file():
+        # Exit 0 alone is not "done" when a verify is declared: a failing one fails the run.
+        code = _verify(root, config, check.read_text().strip())
     if code == 0:
-        gitcli.run(root, "rm", "-q", "--", str(brief))
+        gitcli.run(root, "rm", "-q", "--ignore-unmatch", "--", str(brief), str(check))
         _commit(root, config, f"looopbot: worker {wid} done\n\n{BRIEF_TRAILER}: {wid}\n")
     print(f"looopbot: worker {wid} exited {code}", file=sys.stderr)
     return code
+
+
+def _verify(root: Path, config: Config, command: str) -> int:
+    """The worker's verify, once, in the checkout: 0 for pass, 1 for fail."""
+    print(f"looopbot: verify: {command}", file=sys.stderr, flush=True)
+    result = proc.run(
+        proc.Spec(
+            argv=["bash", "-c", command],
+            cwd=root,
+            env=proc.child_env(),
+            timeout=config.limits.verify_timeout,
+            merge_stderr=True,
+            stdout_tail=4096,
+        )
+    )
+    sys.stdout.buffer.write(result.stdout)
+    sys.stdout.flush()
+    passed = result.exit_code == 0 and not result.timed_out
+    why = "timed out" if result.timed_out else f"exit {result.exit_code}"
+    print(f"looopbot: verify: {'pass' if passed else 'fail'} ({why})", file=sys.stderr)
+    return 0 if passed else 1
 
 
 def _commit(root: Path, config: Config, message: str, *, everything: bool = False) -> None:

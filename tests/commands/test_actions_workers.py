@@ -529,3 +529,30 @@ def test_a_secret_in_the_prompt_never_reaches_the_pushed_brief(
     assert key not in brief and "[redacted]" in brief
     no_token_anywhere(repo, remote, fake)
     assert key not in git(remote, "log", "-p", "--all")
+
+
+@pytest.mark.parametrize(("check", "code"), [("test -s reports/w1.md", 0), ("false", 1)])
+def test_a_declared_verify_judges_the_run(
+    tmp_path: Path, fake: FakeGitHub, check: str, code: int
+) -> None:
+    repo, remote = on_actions(tmp_path, fake)
+    r = repo.run("worker", "start", "w1", 'write it\nFAKE {"report": true}', "--verify", check)
+    assert r.code == 0, r.err
+    assert git(remote, "show", f"{BRANCH}:.looopbot/worker-verify").strip() == check
+    work = runner_checkout(tmp_path, remote)
+    done = worker_run(work, repo)
+    assert done.returncode == code, done.stderr
+    assert ("verify: pass" if code == 0 else "verify: fail") in done.stderr
+    # Passed: the brief and the verify go; failed: both stay for a re-run.
+    kept = {(work / ".looopbot" / n).exists() for n in ("worker-brief.md", "worker-verify")}
+    assert kept == {code != 0}
+
+
+def test_a_restart_without_verify_drops_the_earlier_one(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo, remote = on_actions(tmp_path, fake)
+    assert repo.run("worker", "start", "w1", "one", "--verify", "false").code == 0
+    (run_id,) = gh(fake).runs
+    gh(fake).finish_run(run_id, "failure")
+    start(repo, prompt="two")
+    listed = git(remote, "ls-tree", "-r", "--name-only", BRANCH).split()
+    assert ".looopbot/worker-brief.md" in listed and ".looopbot/worker-verify" not in listed
