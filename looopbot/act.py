@@ -106,7 +106,7 @@ def execute(
             notify(dd, config, msg, nid)
             return Acted()
         case StartWorker() | SteerSession() | SendKey() | RestartSession() | KillWorker():
-            return work(dd, config, a)
+            return work(dd, config, a, changes)
         case WriteSchedule(name=name):
             keep_users(f"schedules/{name}.yaml")
             changes.write(f"schedules/{name}.yaml", scrub(schedule_text(a, time.time())))
@@ -143,13 +143,22 @@ def schedule_text(action: WriteSchedule, now: float) -> str:
     return render(schedule)
 
 
-def work(dd: DataDir, config: Config, action: Action) -> Acted:
+def work(dd: DataDir, config: Config, action: Action, changes: Changes) -> Acted:
     """The worker-facing actions go to the fleet (imported only when a beat uses one)."""
     from looopbot.workers import fleet
 
     match action:
         case StartWorker(id=wid, prompt=prompt, verify=verify, runner=runner):
-            fleet.start(dd, config, wid, prompt, verify, runner=runner)
+            if config.workers_backend == "actions":
+                if runner is not None:
+                    raise LooopbotError(
+                        "start_worker.runner: workers on GitHub Actions run the configured "
+                        "runner (looopbot-worker.yml); leave runner out"
+                    )
+                # Its record is committed with this move: a fresh clone must find it.
+                fleet.start_on_actions(dd, config, changes, wid, prompt=prompt, verify=verify)
+            else:
+                fleet.start(dd, config, wid, prompt, verify, runner=runner)
         case SteerSession(id=wid, input=text):
             from looopbot.workers import asks
 
@@ -162,7 +171,7 @@ def work(dd: DataDir, config: Config, action: Action) -> Acted:
         case RestartSession(id=wid):
             fleet.restart(dd, wid)
         case KillWorker(id=wid, reason=reason):
-            fleet.kill(dd, wid, reason)
+            fleet.kill(dd, config, wid, reason)
     return Acted()
 
 

@@ -326,9 +326,13 @@ _OWN_FILES = frozenset(
         # file under .github/: a hand-edited record must not make us commit anything there.
         ".github/workflows/looopbot.yml",
         ".github/workflows/looopbot-validate.yml",
+        ".github/workflows/looopbot-worker.yml",
     }
 )
 _OWN_DIRS = ("goals/", "sensors/", "snapshots/", "reports/")
+# One file per id and nothing else there: schedules/<name>.yaml, and workers/<id>.json,
+# the records of workers on GitHub Actions (looopbot.workers.onactions).
+_ID_FILES = (("schedules/", ".yaml"), ("workers/", ".json"))
 
 
 def _safe(rel: object) -> bool:
@@ -337,9 +341,10 @@ def _safe(rel: object) -> bool:
         return False
     if ".." in rel.split("/") or "//" in rel:
         return False
-    if rel.startswith("schedules/"):  # schedules/<name>.yaml and nothing else there
-        name = rel[len("schedules/") :]
-        return name.endswith(".yaml") and is_valid_id(name[: -len(".yaml")])
+    for folder, suffix in _ID_FILES:
+        if rel.startswith(folder):
+            name = rel[len(folder) :]
+            return name.endswith(suffix) and is_valid_id(name[: -len(suffix)])
     return rel in _OWN_FILES or rel.startswith(_OWN_DIRS)
 
 

@@ -131,13 +131,21 @@ def _worker(p: argparse.ArgumentParser) -> None:
     g.add_argument("prompt")
     g.add_argument("--verify", metavar="CMD", help="a shell check run once after it exits")
     g.add_argument("--runner", metavar="NAME", help="run it with this runner's worker command")
-    verbs.add_parser("stop", help="end the worker's whole process group").add_argument("id")
+    verbs.add_parser(
+        "stop", help="end the worker's whole process group (on Actions: cancel its run)"
+    ).add_argument("id")
     g = verbs.add_parser("logs", help="print the worker's output.log")
     g.add_argument("id")
     g.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
     g.add_argument("--follow", action="store_true", help="keep printing while it is live")
     g = verbs.add_parser("prune", help="remove finished workers older than limits.worker_ttl")
     g.add_argument("--all", action="store_true", help="every finished worker, whatever its age")
+    g = verbs.add_parser(
+        "run",
+        help="run worker ID's brief in this checkout of its branch (what looopbot-worker.yml "
+        "runs on GitHub Actions)",
+    )
+    g.add_argument("id")
 
 
 def _flag(p: argparse.ArgumentParser) -> None:

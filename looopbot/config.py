@@ -43,7 +43,8 @@ ACTIONS = (
 
 DEFAULT_AUTHOR = "looopbot <looopbot@users.noreply.github.com>"
 # 2: the github: section became strictly validated; a cached loose one must be re-checked.
-_CACHE_VERSION = 2
+# 3: so did workers: (backend).
+_CACHE_VERSION = 3
 
 # name -> (kind, default). Kinds: "seconds" (number > 0), "seconds?" (the same, or null:
 # off), "int" (>= 0), "bool", "usd" (number >= 0 or null), "actions" (action names).
@@ -101,6 +102,9 @@ _COST_KEYS = ("type", "pointer", "mode")
 _GITHUB_SWITCHES = ("sensor", "dashboard", "pull_requests")
 _GITHUB_KEYS = ("repo", "api_url", "token_env", "mention", *_GITHUB_SWITCHES)
 GITHUB_API = "https://api.github.com"
+# Where workers run: local processes under a supervisor, or GitHub Actions runs.
+WORKER_BACKENDS = ("local", "actions")
+_WORKERS_KEYS = ("backend",)
 GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A GitHub login (an app's bot account ends in [bot]), with or without the '@'.
@@ -188,6 +192,7 @@ class Config(NamedTuple):
     # Every runner's worker command by name (presets and runners:), for a start_worker that
     # names its runner; the active runner's includes $LOOOPBOT_WORKER_COMMAND.
     worker_commands: Mapping[str, str] = {}
+    workers_backend: str = "local"  # workers.backend: one of WORKER_BACKENDS
 
 
 def load(dd: DataDir) -> Config:
@@ -304,8 +309,29 @@ class _Checker:
                     git, key, f"git.{key} must be a plain {key} name (letters, digits, . _ / -)"
                 )
         self.github(doc)
-        if doc.get("workers") is not None and not isinstance(doc["workers"], dict):
+        self.workers(doc)
+
+    def workers(self, doc: Any) -> None:
+        node = doc.get("workers")
+        if node is None:
+            return
+        if not isinstance(node, dict):
             raise self.fail(doc, "workers", "'workers' must be a mapping")
+        self.keys(node, _WORKERS_KEYS, "workers")
+        backend = node.get("backend")
+        if backend is not None and backend not in WORKER_BACKENDS:
+            raise self.fail(
+                node, "backend", f"workers.backend must be one of {', '.join(WORKER_BACKENDS)}"
+            )
+        if backend == "actions" and not isinstance(doc.get("github"), dict):
+            # The runs are dispatched and read through GitHub's API: without the section
+            # there is no repository and no token to do it with.
+            raise self.fail(
+                node,
+                "backend",
+                "workers.backend: actions needs a 'github:' section (repo, token_env) — "
+                "add one, or use backend: local",
+            )
 
     def github(self, doc: Any) -> None:
         # No message here quotes a value: one could be a token put in the wrong place.
@@ -552,6 +578,7 @@ def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         remote=git.get("remote") or None,
         branch=git.get("branch") or None,
         github=_github(plain.get("github")),
+        workers_backend=(plain.get("workers") or {}).get("backend") or "local",
     )
 
 

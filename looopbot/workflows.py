@@ -24,7 +24,12 @@ from looopbot.config import GIT_NAME
 from looopbot.errors import LooopbotError
 from looopbot.presets import CLI
 
-WORKFLOWS = (".github/workflows/looopbot.yml", ".github/workflows/looopbot-validate.yml")
+WORKFLOWS = (
+    ".github/workflows/looopbot.yml",
+    ".github/workflows/looopbot-validate.yml",
+    # Dispatched by a worker start with workers.backend: actions; idle otherwise.
+    ".github/workflows/looopbot-worker.yml",
+)
 
 _PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
 _STAMP = re.compile(r"^# looopbot-template: sha256=([0-9a-f]{64})?$", re.MULTILINE)
@@ -89,8 +94,31 @@ def runner_values(runner: str) -> dict[str, str | list[str]]:
     }
 
 
-def render(rel: str, *, runner: str, branch: str, version: str = __version__) -> str:
-    """A workflow as installed: stamped, for this runner, branch and looopbot version."""
+def actions_worker_values(token_env: str | None) -> dict[str, str | list[str]]:
+    """The beat's extras when it starts workers on Actions (workers.backend: actions, whose
+    token lives in `token_env`): the right to dispatch and cancel runs, and the job's own
+    token in that variable. Nothing otherwise: least permissions."""
+    if token_env is None:
+        return {"beat_permissions": [], "beat_github_env": []}
+    return {
+        "beat_permissions": [
+            "# workers.backend: actions — the beat dispatches and cancels workers' runs.",
+            "actions: write",
+        ],
+        "beat_github_env": [f"{token_env}: ${{{{ github.token }}}}"],
+    }
+
+
+def render(
+    rel: str,
+    *,
+    runner: str,
+    branch: str,
+    version: str = __version__,
+    actions_token_env: str | None = None,
+) -> str:
+    """A workflow as installed: stamped, for this runner, branch and looopbot version (and,
+    with `actions_token_env`, a beat that may start workers on GitHub Actions)."""
     if not GIT_NAME.fullmatch(branch):
         # It goes into YAML and into an `if:` expression: a quote or `||` there would
         # change what the workflow does.
@@ -98,9 +126,13 @@ def render(rel: str, *, runner: str, branch: str, version: str = __version__) ->
             f"the branch name {branch!r} cannot go into a workflow as it is — use letters, "
             "digits, '.', '_', '/' and '-' (github install --branch NAME)"
         )
-    body = render_text(
-        template(rel), {"version": version, "branch": branch, **runner_values(runner)}
-    )
+    values = {
+        "version": version,
+        "branch": branch,
+        **runner_values(runner),
+        **actions_worker_values(actions_token_env),
+    }
+    body = render_text(template(rel), values)
     head = (
         f"# Written by looopbot {version} (looopbot github install).\n"
         "# While this file is unchanged, `looopbot github install` refreshes it; edit it and it\n"

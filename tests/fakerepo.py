@@ -63,6 +63,9 @@ class FakeRepo:
         self.dispatches: list[dict[str, Any]] = []  # bodies of accepted dispatches
         self.runs: dict[int, dict[str, Any]] = {}
         self.cancelled: list[int] = []
+        # Answers for the next dispatches instead of a 204 (status, body), e.g. a 422
+        # GitHub gives for an input the workflow does not declare.
+        self.dispatch_failures: list[Answer] = []
         self._ids = 1000
         self._clock = 0
 
@@ -385,6 +388,8 @@ class FakeRepo:
         return 200, self._public(pull)
 
     def _dispatch(self, req: Request, workflow: str) -> Answer:
+        if self.dispatch_failures:
+            return self.dispatch_failures.pop(0)
         if workflow not in self.workflows:
             return _not_found()
         body = req.body or {}

@@ -517,3 +517,30 @@ def test_a_token_in_token_env_is_refused_without_echoing_it() -> None:
     for key in ("repo", "api_url", "sensor", "mention"):
         message = assert_at(f"github:\n  {key}: {token}\n", f"{key}:", f"github.{key}")
         assert "ZZZZ" not in message
+
+
+# --- workers: ------------------------------------------------------------------------------------
+
+
+def test_workers_backend_defaults_to_local_and_takes_actions_with_github() -> None:
+    assert config._build(parse(""), {}).workers_backend == "local"
+    assert config._build(parse("workers: {backend: local}\n"), {}).workers_backend == "local"
+    text = "github: {repo: me/loop}\nworkers:\n  backend: actions\n"
+    assert config._build(parse(text), {}).workers_backend == "actions"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle", "words"),
+    [
+        ("workers:\n  backend: cloud\n", "backend", ("workers.backend", "local, actions")),
+        ("workers:\n  backend: [local]\n", "backend", ("workers.backend",)),
+        ("workers:\n  backedn: local\n", "backedn", ("unknown key 'backedn' in workers",)),
+        ("workers: actions\n", "workers:", ("'workers' must be a mapping",)),
+        # The runs are dispatched through GitHub's API: no github: section, no way to.
+        ("workers:\n  backend: actions\n", "backend", ("needs a 'github:' section",)),
+    ],
+)
+def test_workers_section_errors_carry_the_line(
+    text: str, needle: str, words: tuple[str, ...]
+) -> None:
+    assert_at(f"runner: example\n\n{text}", needle, *words)

