@@ -63,6 +63,8 @@ def report(dd: DataDir, result: BeatResult, *, as_json: bool) -> int:
         print(describe(result))
     if failed:
         print(f"looopbot: beat failed: {result.error}", file=sys.stderr)
+    if result.github:
+        print(f"looopbot: {result.github}", file=sys.stderr)  # the beat itself is fine
     pushed = result.push
     if pushed is not None and not pushed.ok:
         # The beat's commit is safe locally; the next beat with push on sends it.
