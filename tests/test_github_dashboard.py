@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ from conftest import NOOP, Repo, make_repo
 from fakegithub import FakeGitHub
 from fakerepo import FakeRepo
 
-from looopbot.github import dashboard
+from looopbot import record
+from looopbot.config import load
+from looopbot.datadir import locate
+from looopbot.github import dashboard, loop
 
 TOKEN = "ghp_" + "D4shb0ard" * 4
 ENV = {"GITHUB_TOKEN": TOKEN}
@@ -145,6 +149,34 @@ def test_run_a_beat_now_forces_one_beat_and_is_cleared(fake: FakeGitHub, tmp_pat
     assert run.json()["outcome"] == "unchanged" and repo.calls() == 2
 
 
+def test_a_tick_acted_on_is_not_acted_on_twice_when_clearing_it_failed(
+    fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner was called for the tick, then GitHub failed the write that clears it
+    (or the beat was killed): the next beat must not force a second call, and clears it."""
+    repo = wire(make_repo(tmp_path), fake)
+    gh = fake.repo(NAME)
+    repo.decide(NOOP)
+    assert repo.tick(env=ENV).json()["outcome"] == "decided"
+    tick_box(gh, "run a beat now")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    dd = locate(str(repo.root))
+    config = load(dd)
+    changes = record.start(dd)
+    assert loop.before(dd, config, changes, time.time()).run_now  # as a beat reads it
+    loop.consume(dd, config)  # and acts on it
+    fake.fail_next(500, times=5)
+    said = loop.after(dd, config, outcome="decided", action="noop", text="", commit=None, now=0)
+    assert said is not None and "retried next beat" in said
+    fake._script.clear()
+    asked = len(fake.log)
+    run = repo.tick(env=ENV)
+    assert run.code == 0 and run.json()["outcome"] == "unchanged", run.err
+    assert repo.calls() == 1
+    assert writes(fake, asked) == [("PATCH", f"/repos/{NAME}/issues/{board(gh)['number']}")]
+    assert dashboard.ticks(board(gh)["body"]) == dashboard.Ticks()
+
+
 def test_pause_holds_every_runner_call_while_sensors_run(fake: FakeGitHub, tmp_path: Path) -> None:
     repo = wire(make_repo(tmp_path), fake)
     gh = fake.repo(NAME)
@@ -164,6 +196,11 @@ def test_pause_holds_every_runner_call_while_sensors_run(fake: FakeGitHub, tmp_p
     assert "paused from the GitHub dashboard" in status.out, status.out
     # A paused beat did not act on "run a beat now": the box waits for the loop to resume.
     assert dashboard.ticks(board(gh)["body"]) == dashboard.Ticks(run_now=True, paused=True)
+    # GitHub unreachable: the pause last read still holds.
+    fake.fail_next(500, times=10)
+    run = repo.tick(env=ENV)
+    assert run.code == 0 and run.json()["outcome"] == "paused", run.err
+    fake._script.clear()
 
     tick_box(gh, "pause the loop", on=False)
     repo.decide(NOOP)
