@@ -49,7 +49,7 @@ _NO_STEERING = Steering(False, None, [], [])
 
 
 class BeatResult(NamedTuple):
-    outcome: str  # decided | unchanged | failed | backoff | capped | budget | dry-run
+    outcome: str  # decided | unchanged | failed | backoff | capped | budget | paused | dry-run
     world_hash: str
     run_id: str
     reason: str = ""
@@ -398,7 +398,12 @@ def dry_run(dd: DataDir, *, force: bool = False) -> BeatResult:
     run_id = "dry-run"
     if not wake.decide:
         return BeatResult("unchanged", world.hash, run_id, reason="would skip: " + wake.reason)
-    held = held_by(dd, config, state, world, now)
+    paused = None
+    if _dashboard_on(config):
+        from looopbot.github import loop as github_loop
+
+        paused = github_loop.last_paused(dd, config)
+    held = held_by(dd, config, state, world, now, paused=paused)
     if held is not None:
         return BeatResult(held.outcome, world.hash, run_id, reason="would hold: " + held.message)
     from looopbot.decide import prompt_input

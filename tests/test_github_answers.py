@@ -132,6 +132,9 @@ def test_an_answer_from_someone_without_write_access_is_refused_and_journaled(
     run = wrepo.tick(env=ENV)
     assert run.code == 0, run.err
     assert reactions(gh, said["id"]) == ["confused"]
+    # Only a writer's association is worth a permission request: a stranger costs none.
+    asked = fake.requests(f"/repos/{NAME}/collaborators/mallory/permission")
+    assert len(asked) == (1 if association == "MEMBER" else 0)
     journal = wrepo.read("journal.md")
     assert (
         f"refused an /answer from @mallory on the GitHub dashboard (comment {said['id']}" in journal

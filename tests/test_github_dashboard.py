@@ -177,6 +177,22 @@ def test_a_tick_acted_on_is_not_acted_on_twice_when_clearing_it_failed(
     assert dashboard.ticks(board(gh)["body"]) == dashboard.Ticks()
 
 
+def test_a_body_that_is_already_current_is_not_written_again(
+    fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = wire(make_repo(tmp_path), fake)
+    repo.decide(NOOP)
+    assert repo.tick(env=ENV).json()["outcome"] == "decided"
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    dd = locate(str(repo.root))
+    config = load(dd)
+    same = {"outcome": "decided", "action": "noop", "text": "x", "commit": "a" * 40, "now": 9.0}
+    assert loop.after(dd, config, **same) is None
+    asked = len(fake.log)
+    assert loop.after(dd, config, **same) is None  # e.g. a retry of a write that landed
+    assert writes(fake, asked) == []
+
+
 def test_pause_holds_every_runner_call_while_sensors_run(fake: FakeGitHub, tmp_path: Path) -> None:
     repo = wire(make_repo(tmp_path), fake)
     gh = fake.repo(NAME)
@@ -194,6 +210,8 @@ def test_pause_holds_every_runner_call_while_sensors_run(fake: FakeGitHub, tmp_p
     assert "paused from the GitHub dashboard" in repo.read("journal.md")
     status = repo.run("status", env=ENV)
     assert "paused from the GitHub dashboard" in status.out, status.out
+    dry = repo.run("tick", "--dry-run", "--force", env=ENV)
+    assert "would hold: paused from the GitHub dashboard" in dry.out, dry.out
     # A paused beat did not act on "run a beat now": the box waits for the loop to resume.
     assert dashboard.ticks(board(gh)["body"]) == dashboard.Ticks(run_now=True, paused=True)
     # GitHub unreachable: the pause last read still holds.

@@ -111,6 +111,12 @@ def before(dd: DataDir, config: Config, changes: Changes, now: float) -> Before:
     return Before(run_now, paused, tuple(notes), tuple(asides))
 
 
+def last_paused(dd: DataDir, config: Config) -> str | None:
+    """The pause as last read (for a dry run, which asks GitHub nothing)."""
+    saved = _load(dd, config)
+    return _paused(saved) if saved.get("paused") else None
+
+
 def consume(dd: DataDir, config: Config) -> None:
     """The runner is about to be called for a "run a beat now" tick: from here on the
     tick is spent, and clearing it on GitHub is owed — even if this beat is killed."""
