@@ -63,7 +63,7 @@ def report(dd: DataDir, result: BeatResult, *, as_json: bool) -> int:
         print(describe(result))
     if failed:
         print(f"looopbot: beat failed: {result.error}", file=sys.stderr)
-    if result.github:
+    if result.github and as_json:
         print(f"looopbot: {result.github}", file=sys.stderr)  # the beat itself is fine
     pushed = result.push
     if pushed is not None and not pushed.ok:
@@ -76,6 +76,8 @@ def describe(result: BeatResult) -> str:
     said = _describe(result)
     if result.push is not None:
         said += f"\n  {result.push.line()}"
+    if result.github:
+        said += f"\n  {result.github}"
     return said
 
 

@@ -74,7 +74,10 @@ def normalized(body: str | None) -> str:
 
 
 def ticks(body: str | None) -> Ticks:
-    """The boxes ticked in the control section of `body` (strict: only our marked lines)."""
+    """The boxes ticked in the control section of `body` (strict: only our marked lines).
+
+    Who ticked is not asked: GitHub lets only people with write or triage access edit an
+    issue someone else opened (the bot opened this one), so a tick is a writer's act."""
     text = normalized(body)
     start = text.find(CONTROLS)
     end = text.find(CONTROLS_END, start)

@@ -39,6 +39,7 @@ from looopbot.text import one_line
 
 SCRATCH = "github-dashboard.json"
 _OUTBOX_CAP = 100
+_SINCE_MARGIN_S = 60
 _MAX_WAIT = 60.0
 _TIMEOUT = 10.0
 
@@ -59,10 +60,6 @@ class _Talk(NamedTuple):
     saved: dict[str, Any]  # the scratch record, saved at the end of `before`
     now: float
     asides: list[str]
-
-
-def enabled(config: Config) -> bool:
-    return config.github is not None and config.github.dashboard
 
 
 def before(dd: DataDir, config: Config, changes: Changes, now: float) -> Before:
@@ -203,7 +200,8 @@ def _answers(talk: _Talk, ledger: answers.Ledger) -> list[str]:
     place = saved.get("comments") if isinstance(saved.get("comments"), dict) else None
     if place is None or place.get("issue") != number:
         place = {"issue": number}
-    params = {"since": str(place["since"])} if place.get("since") else {}
+    since = _margin(place.get("since"))
+    params = {"since": since} if since else {}
     try:
         with client.talking("read the dashboard's comments"):
             got = listing(
@@ -419,6 +417,19 @@ def _connect(dd: DataDir, config: Config) -> GitHubClient:
         max_wait=min(_MAX_WAIT, config.limits.network_timeout),
         timeout=min(_TIMEOUT, config.limits.network_timeout),
     )
+
+
+def _margin(newest: Any) -> str | None:
+    """The `since` to ask with: a minute before the newest comment seen. GitHub's times
+    have one-second steps, and a comment stamped in the second (or moments) before a read
+    may list after it; reading a few again costs nothing (the ledger knows them)."""
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        when = datetime.strptime(str(newest), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None  # never read, or not GitHub's form: read them all
+    return (when - timedelta(seconds=_SINCE_MARGIN_S)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _paused(saved: dict[str, Any]) -> str:
