@@ -127,6 +127,11 @@ class FakeGitHub:
         with self._lock:
             self._script.extend([_Scripted(status, headers or {}, body)] * times)
 
+    def heal(self) -> None:
+        """Drop the scripted failures not yet answered: GitHub is back."""
+        with self._lock:
+            self._script.clear()
+
     def requests(self, path: str | None = None) -> list[Logged]:
         with self._lock:
             return [r for r in self.log if path is None or r.path == path]

@@ -11,7 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_WORKER, NOOP, Repo, end_workers, make_repo, task, wait_lines
+from conftest import (
+    FAKE_WORKER,
+    NOOP,
+    Repo,
+    end_workers,
+    make_repo,
+    task,
+    wait_lines,
+    wait_state,
+)
 from fakegithub import FakeGitHub
 from fakerepo import BOT, FakeRepo
 from test_github_dashboard import ENV, NAME, TOKEN, board, fresh_clone, wire
@@ -50,7 +59,7 @@ def flagged_worker(repo: Repo, echo: Path, wid: str = "w1") -> None:
     wait_for(repo.root / ".looopbot" / "workers" / wid / "flag")
 
 
-def by_others(gh: FakeRepo) -> list[str]:
+def bot_said(gh: FakeRepo) -> list[str]:
     return [c["body"] for c in gh.comments.values() if c["user"]["login"] == BOT]
 
 
@@ -80,13 +89,13 @@ def test_a_flag_is_posted_once_and_a_collaborators_answer_delivered_once(
     wrepo.decide(NOOP, NOOP, NOOP)
     assert wrepo.tick(env=ENV).code == 0
     number = board(gh)["number"]
-    posted = by_others(gh)
+    posted = bot_said(gh)
     assert len(posted) == 1
     assert "Deploy to production now?" in posted[0] and "`/answer w1 <your answer>`" in posted[0]
     assert "/answer w1" in board(gh)["body"]  # a pending question on the dashboard too
     for _ in range(2):
         assert wrepo.tick("--force", env=ENV).code == 0
-    assert len(by_others(gh)) == 1  # posted once, across beats
+    assert len(bot_said(gh)) == 1  # posted once, across beats
 
     gh.set_permission("alice", "write")
     said = gh.comment(number, "/answer w1 yes, deploy", user="alice", association="COLLABORATOR")
@@ -109,10 +118,18 @@ def test_a_flag_is_posted_once_and_a_collaborators_answer_delivered_once(
     clone.decide(NOOP)
     assert clone.tick("--force", env=ENV).code == 0
     assert reactions(gh, said["id"]) == ["+1"]
-    assert len(by_others(gh)) == 1
+    assert len(bot_said(gh)) == 1
     # A marker answered by hand arrives right behind the first: nothing came in between.
     assert wrepo.run("answer", "w1", "marker").code == 0
     assert wait_lines(echo, 2) == ["yes, deploy", "marker"]
+
+    # The worker has read its two lines and ended: a late answer is refused, with a reply.
+    wait_state(wrepo, "w1", "exited")
+    late = gh.comment(number, "/answer w1 too late", user="alice", association="COLLABORATOR")
+    wrepo.decide(NOOP)
+    assert wrepo.tick(env=ENV).code == 0
+    assert reactions(gh, late["id"]) == ["confused"]
+    assert "worker `w1` is not running (it is exited)" in bot_said(gh)[-1]
     assert TOKEN not in wrepo.git("log", "-p", "--all") + clone.git("log", "-p", "--all")
 
 
@@ -139,7 +156,7 @@ def test_an_answer_from_someone_without_write_access_is_refused_and_journaled(
     assert (
         f"refused an /answer from @mallory on the GitHub dashboard (comment {said['id']}" in journal
     )
-    assert len(by_others(gh)) == 1  # no reply to a stranger: only the flag
+    assert len(bot_said(gh)) == 1  # no reply to a stranger: only the flag
     assert wrepo.run("answer", "w1", "marker").code == 0
     assert wait_lines(echo, 1) == ["marker"]  # the refused text never reached the worker
     assert wrepo.tick("--force", env=ENV).code == 0
@@ -161,7 +178,7 @@ def test_an_answer_for_an_unknown_or_finished_worker_is_refused_with_a_reply(
     run = wrepo.tick(env=ENV)
     assert run.code == 0, run.err
     assert reactions(gh, said["id"]) == ["confused"] and reactions(gh, bad["id"]) == ["confused"]
-    replies = by_others(gh)
+    replies = bot_said(gh)
     assert len(replies) == 2
     assert "there is no worker `ghost` here" in replies[0]
     assert "write `/answer <worker> <text>`" in replies[1]
@@ -189,7 +206,7 @@ def test_a_beat_killed_between_taking_and_delivering_never_delivers_twice(
     run = wrepo.tick(env=ENV)
     assert run.code == 0, run.err
     assert reactions(gh, said["id"]) == ["confused"]
-    assert "was killed while delivering" in by_others(gh)[-1]
+    assert "was killed while delivering" in bot_said(gh)[-1]
     assert "interrupted while being delivered" in wrepo.read("journal.md")
     assert wrepo.run("answer", "w1", "marker").code == 0
     assert wait_lines(echo, 1) == ["marker"]

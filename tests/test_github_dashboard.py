@@ -168,7 +168,7 @@ def test_a_tick_acted_on_is_not_acted_on_twice_when_clearing_it_failed(
     fake.fail_next(500, times=5)
     said = loop.after(dd, config, outcome="decided", action="noop", text="", commit=None, now=0)
     assert said is not None and "retried next beat" in said
-    fake._script.clear()
+    fake.heal()
     asked = len(fake.log)
     run = repo.tick(env=ENV)
     assert run.code == 0 and run.json()["outcome"] == "unchanged", run.err
@@ -218,7 +218,7 @@ def test_pause_holds_every_runner_call_while_sensors_run(fake: FakeGitHub, tmp_p
     fake.fail_next(500, times=10)
     run = repo.tick(env=ENV)
     assert run.code == 0 and run.json()["outcome"] == "paused", run.err
-    fake._script.clear()
+    fake.heal()
 
     tick_box(gh, "pause the loop", on=False)
     repo.decide(NOOP)
@@ -274,7 +274,7 @@ def test_a_failing_api_is_one_line_and_the_update_is_retried_alone(
     assert board(gh)["body"] == before
     commit = repo.head()
 
-    fake._script.clear()  # GitHub is back
+    fake.heal()  # GitHub is back
     asked = len(fake.log)
     run = repo.tick(env=ENV)
     assert run.code == 0 and run.json()["outcome"] == "unchanged", run.err
