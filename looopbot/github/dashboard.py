@@ -11,10 +11,13 @@ overwritten by the next update.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from typing import Any, NamedTuple
 
+from looopbot.config import Config
+from looopbot.datadir import DataDir
 from looopbot.github.calls import Answer, call, listing
 from looopbot.github.client import GitHubClient, GitHubUnavailable
 from looopbot.text import one_line
@@ -177,6 +180,35 @@ def _block(lines: list[str]) -> list[str]:
 def _inline(text: str, cap: int) -> str:
     """Anyone's words on one line: no HTML (a forged marker or box), no @-mention pings."""
     return one_line(text, cap).replace("<", "&lt;").replace("@", "&#64;")
+
+
+def view(dd: DataDir, config: Config, now: float, last: Any) -> View:
+    """What the dashboard shows, read from the data dir."""
+    from looopbot import desired, journal, ledger
+    from looopbot.workers import fleet, record
+
+    goals = []
+    for gid, text in desired.goals_of(desired.read(dd)):
+        first = text.lstrip("\ufeff").split("\n", 1)[0]
+        goals.append((gid, first.removeprefix("goal:").strip()))
+    live = [Worker(w.id, w.state, record.flag(dd, w.id)) for w in fleet.workers(dd) if w.live]
+    try:
+        spent: float | None = ledger.spent_since(dd.ledger, ledger.day_start(now))
+    except ledger.Mangled:
+        spent = None
+    shown = None
+    if isinstance(last, dict):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            shown = Last(
+                str(last["outcome"]),
+                last.get("action"),
+                str(last.get("text") or ""),
+                last.get("commit"),
+                float(last["at"]),
+            )
+    return View(
+        goals, live, journal.recent(dd.journal, 10), spent, config.limits.max_daily_usd, shown
+    )
 
 
 # --- the issue on GitHub -------------------------------------------------------------
