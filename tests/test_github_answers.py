@@ -146,8 +146,12 @@ def test_an_answer_from_someone_without_write_access_is_refused_and_journaled(
     said = gh.comment(
         board(gh)["number"], "/answer w1 rm -rf it all", user="mallory", association=association
     )
+    reacting = f"/repos/{NAME}/issues/comments/{said['id']}/reactions"
+    fake.fail_on("POST", reacting, 502)  # the reaction waits for the next beat
     run = wrepo.tick(env=ENV)
     assert run.code == 0, run.err
+    assert reactions(gh, said["id"]) == []
+    run = wrepo.tick(env=ENV)
     assert reactions(gh, said["id"]) == ["confused"]
     # Only a writer's association is worth a permission request: a stranger costs none.
     asked = fake.requests(f"/repos/{NAME}/collaborators/mallory/permission")
