@@ -244,7 +244,12 @@ def _run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str
 
 
 def notify(dd: DataDir, config: Config, message: str, nid: str | None) -> None:
-    """Fire `notify.command` detached; the journal line is the notification of record."""
+    """Fire `notify.command` detached, and post on the GitHub dashboard when it is on; the
+    journal line is the notification of record."""
+    if config.github is not None and config.github.dashboard:
+        from looopbot.github import loop as github_loop
+
+        github_loop.notify(dd, config, message, nid)  # never raises: a failure waits
     if not config.notify_command:
         return
     cmd = config.notify_command.replace("{message}", shlex.quote(message)).replace(

@@ -36,8 +36,20 @@ if TYPE_CHECKING:
 LAST_BEAT = "last-beat.json"  # local scratch: what the last beat did, for `status`
 
 
+class Steering(NamedTuple):
+    """What the GitHub dashboard asks of this beat (looopbot.github.loop.Before)."""
+
+    run_now: bool
+    paused: str | None
+    notes: list[str]
+    asides: list[str]
+
+
+_NO_STEERING = Steering(False, None, [], [])
+
+
 class BeatResult(NamedTuple):
-    outcome: str  # decided | unchanged | failed | backoff | capped | budget | dry-run
+    outcome: str  # decided | unchanged | failed | backoff | capped | budget | paused | dry-run
     world_hash: str
     run_id: str
     reason: str = ""
@@ -48,6 +60,7 @@ class BeatResult(NamedTuple):
     error: str | None = None
     prompt: str | None = None
     push: Report | None = None  # pull and push, when push is on
+    github: str | None = None  # why the dashboard could not be updated
 
     def public(self) -> dict[str, Any]:
         """The stable `tick --json` document."""
@@ -82,9 +95,19 @@ def sense_world(
 
 
 def held_by(
-    dd: DataDir, config: Config, state: State, world: World, now: float
+    dd: DataDir,
+    config: Config,
+    state: State,
+    world: World,
+    now: float,
+    *,
+    paused: str | None = None,
 ) -> guards.Hold | None:
-    """The guard holding this beat back; the ledger is read only when a budget is set."""
+    """The guard holding this beat back; the ledger is read only when a budget is set.
+    `paused`: the dashboard's "pause the loop" is ticked (this says why), which holds
+    every runner call, a forced one too."""
+    if paused is not None:
+        return guards.Hold("paused", paused)
     spent: float | ledger.Mangled | None = None
     if config.limits.max_daily_usd is not None:
         try:
@@ -113,7 +136,7 @@ def run_beat(dd: DataDir, *, force: bool = False, push: bool = False) -> BeatRes
         # Refuse before writing anything: a repo mid-rebase gets no snapshots either.
         check_committable(dd)
         if not (push or config.push):
-            return _beat(dd, config, force=force)
+            return _dashboard_after(dd, config, _beat(dd, config, force=force))
         from looopbot import sync
 
         report = sync.pull(dd, config)
@@ -124,7 +147,26 @@ def run_beat(dd: DataDir, *, force: bool = False, push: bool = False) -> BeatRes
         if commit is not None and report.pushed not in (None, commit):
             # Rebased around a human's push: the beat's commit is now its replayed copy.
             commit = sync.landed(dd, commit, result.run_id)
-        return result._replace(push=report, commit=commit)
+        return _dashboard_after(dd, config, result._replace(push=report, commit=commit))
+
+
+def _dashboard_after(dd: DataDir, config: Config, result: BeatResult) -> BeatResult:
+    """After the commit (and the push, so the link names a commit GitHub has): the
+    dashboard's body, rewritten only after a beat that called the runner."""
+    if not _dashboard_on(config):
+        return result
+    from looopbot.github import loop as github_loop
+
+    problem = github_loop.after(
+        dd,
+        config,
+        outcome=result.outcome,
+        action=result.action,
+        text=result.journal or result.error or "",
+        commit=result.commit,
+        now=time.time(),
+    )
+    return result._replace(github=problem)
 
 
 def _beat(
@@ -147,12 +189,17 @@ def _beat(
     if orphan:
         notes.append(orphan)
     notes += system.housekeeping(dd, config, now)
+    steering = _dashboard_before(dd, config, changes, now)
+    notes += steering.notes
+    asides = [*(asides or ()), *steering.asides]
     # SENSE
     world = sense_world(dd, config, state, now)
     changed_snapshots = _write_snapshots(dd, changes, world)
     # DIFF
     state, moved = _streaks(dd, state, world)
-    wake = guards.wake(state, world.hash, now, force=force, noop_ttl=config.limits.noop_ttl)
+    wake = guards.wake(
+        state, world.hash, now, force=force or steering.run_now, noop_ttl=config.limits.noop_ttl
+    )
     outcome, reason = ("unchanged", wake.reason)
     decided: Decided | None = None
     if wake.decide:
@@ -160,11 +207,16 @@ def _beat(
             # No signal changed on this beat (forced, follow-up, an aged noop, a goal edit):
             # every streak is broken, and the decider must not hear of flapping.
             state = state._replace(streaks={n: (d, 0) for n, (d, _) in state.streaks.items()})
-        held = held_by(dd, config, state, world, now)
+        held = held_by(dd, config, state, world, now, paused=steering.paused)
         if held is not None:
             outcome, reason = held.outcome, held.message
         else:
             from looopbot.decide import acted_goals, decide_and_act, next_state
+
+            if steering.run_now:
+                from looopbot.github import loop as github_loop
+
+                github_loop.consume(dd, config)
 
             decided = decide_and_act(
                 dd, config, state, world, now=now, run_id=run_id, changes=changes, scrub=scrub
@@ -226,6 +278,22 @@ def _beat(
     result = result._replace(commit=commit)
     _remember(dd, result, now, signals_moved=moved)
     return result
+
+
+def _dashboard_before(dd: DataDir, config: Config, changes: Changes, now: float) -> Steering:
+    """The dashboard's boxes, answers and flags (github.dashboard), before sensing: an
+    answer delivered now is no longer a pending question in this beat's world."""
+    if not _dashboard_on(config):
+        return _NO_STEERING
+    from looopbot.github import loop as github_loop
+
+    got = github_loop.before(dd, config, changes, now)
+    return Steering(got.run_now, got.paused, list(got.notes), list(got.asides))
+
+
+def _dashboard_on(config: Config) -> bool:
+    # Checked here, not in looopbot.github: a beat without GitHub imports none of it.
+    return config.github is not None and config.github.dashboard
 
 
 def _streaks(dd: DataDir, state: State, world: World) -> tuple[State, bool]:
@@ -387,7 +455,12 @@ def dry_run(dd: DataDir, *, force: bool = False) -> BeatResult:
     run_id = "dry-run"
     if not wake.decide:
         return BeatResult("unchanged", world.hash, run_id, reason="would skip: " + wake.reason)
-    held = held_by(dd, config, state, world, now)
+    paused = None
+    if _dashboard_on(config):
+        from looopbot.github import loop as github_loop
+
+        paused = github_loop.last_paused(dd, config)
+    held = held_by(dd, config, state, world, now, paused=paused)
     if held is not None:
         return BeatResult(held.outcome, world.hash, run_id, reason="would hold: " + held.message)
     from looopbot.decide import prompt_input

@@ -322,6 +322,7 @@ _OWN_FILES = frozenset(
         ".looopbot/.gitignore",
         ".looopbot/state.json",
         ".looopbot/cost.jsonl",
+        ".looopbot/github.jsonl",  # answers delivered and flags posted (github.answers)
         # The workflows of `github install` (looopbot.workflows.WORKFLOWS), and no other
         # file under .github/: a hand-edited record must not make us commit anything there.
         ".github/workflows/looopbot.yml",

@@ -49,7 +49,7 @@ def backoff_wait(failures: int) -> float:
 
 
 class Hold(NamedTuple):
-    outcome: str  # backoff | capped | budget
+    outcome: str  # backoff | capped | budget | paused (the GitHub dashboard's box)
     message: str
 
 

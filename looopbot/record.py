@@ -29,7 +29,9 @@ STATE = ".looopbot/state.json"
 class Entry(NamedTuple):
     """What one record says: its outcome, journal line and new state."""
 
-    outcome: str  # decided | failed | unchanged | backoff | capped | budget | manual | init
+    outcome: (
+        str  # decided | failed | unchanged | backoff | capped | budget | paused | manual | init
+    )
     run_id: str
     subject: str  # the commit subject after "looopbot: <head> · "
     head: str = ""  # the subject's first word: the action, else the outcome

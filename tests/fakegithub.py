@@ -60,6 +60,7 @@ class FakeGitHub:
         self.users: dict[str, str] = {}  # token -> login; any other token is the bot's
         self.log: list[Logged] = []
         self._script: list[_Scripted] = []
+        self._aimed: list[tuple[str, str, _Scripted]] = []  # (method, path, answer)
         self._delays: list[float] = []
         # Reentrant: a repository's handlers run under it and may read through helpers.
         self._lock = threading.RLock()
@@ -129,6 +130,18 @@ class FakeGitHub:
         with self._lock:
             self._script.extend([_Scripted(status, headers or {}, body, path)] * times)
 
+    def fail_on(self, method: str, path: str, status: int, message: str = "") -> None:
+        """Answer the next `method` request for exactly `path` with this error, once."""
+        body = {"message": message or f"HTTP {status}", "documentation_url": DOCS}
+        with self._lock:
+            self._aimed.append((method, path, _Scripted(status, {}, body)))
+
+    def heal(self) -> None:
+        """Drop the scripted failures not yet answered: GitHub is back."""
+        with self._lock:
+            self._script.clear()
+            self._aimed.clear()
+
     def requests(self, path: str | None = None) -> list[Logged]:
         with self._lock:
             return [r for r in self.log if path is None or r.path == path]
@@ -140,6 +153,9 @@ class FakeGitHub:
             delay = self._delays.pop(0) if self._delays else 0.0
             due = [i for i, e in enumerate(self._script) if e.path in (None, path)]
             scripted = self._script.pop(due[0]) if due else None
+            aimed = [i for i, (m, p, _) in enumerate(self._aimed) if (m, p) == (method, path)]
+            if scripted is None and aimed:
+                scripted = self._aimed.pop(aimed[0])[2]
             pages = self.routes.get(path) if method == "GET" else None
         if delay:
             time.sleep(delay)

@@ -210,10 +210,12 @@ class FakeRepo:
         issue["updated_at"] = self._now()
         return 200, self._public(issue)
 
-    def _list_comments(self, _req: Request, number: str) -> Answer:
+    def _list_comments(self, req: Request, number: str) -> Answer:
         if int(number) not in self.issues:
             return _not_found()
-        return 200, [self._public(c) for c in self.comments_on(int(number))]
+        since = req.query.get("since", "")
+        found = [c for c in self.comments_on(int(number)) if c["updated_at"] >= since]
+        return 200, [self._public(c) for c in found]
 
     def _list_repo_comments(self, req: Request) -> Answer:
         since = req.query.get("since", "")

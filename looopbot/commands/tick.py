@@ -63,6 +63,8 @@ def report(dd: DataDir, result: BeatResult, *, as_json: bool) -> int:
         print(describe(result))
     if failed:
         print(f"looopbot: beat failed: {result.error}", file=sys.stderr)
+    if result.github and as_json:
+        print(f"looopbot: {result.github}", file=sys.stderr)  # the beat itself is fine
     pushed = result.push
     if pushed is not None and not pushed.ok:
         # The beat's commit is safe locally; the next beat with push on sends it.
@@ -74,6 +76,8 @@ def describe(result: BeatResult) -> str:
     said = _describe(result)
     if result.push is not None:
         said += f"\n  {result.push.line()}"
+    if result.github:
+        said += f"\n  {result.github}"
     return said
 
 
