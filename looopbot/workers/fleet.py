@@ -175,6 +175,9 @@ def _clear_leftovers(p: record.Paths) -> None:
     shutil.rmtree(p.inbox, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         p.flag.unlink()
+    from looopbot.workers import delivery
+
+    delivery.supersede(p.dir)
     p.inbox.mkdir(parents=True, exist_ok=True)
 
 
@@ -327,7 +330,10 @@ def answer(dd: DataDir, wid: str, text: str) -> None:
 def snapshot(dd: DataDir) -> dict[str, Any]:
     """sys-workers: {id, state, exit_code} per worker (+ `note` while live and flagged,
     + `verify` once judged); detail holds counts and absolute times only."""
+    from looopbot.workers import delivery
+
     found = census(dd)
+    pulls: dict[str, str] = {}
     signal_: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     times: dict[str, dict[str, float | None]] = {}
@@ -340,6 +346,11 @@ def snapshot(dd: DataDir) -> dict[str, Any]:
                 item["note"] = note
         if worker.verdict:
             item["verify"] = worker.verdict
+        pr = delivery.read(dd, worker.id)  # its draft PR (github.pull_requests)
+        if pr is not None:
+            item["pr"] = delivery.signal(pr)
+            if pr.url:
+                pulls[worker.id] = pr.url
         signal_.append(item)
         counts[worker.state] = counts.get(worker.state, 0) + 1
         times[worker.id] = {"started_at": worker.started_at, "ended_at": worker.ended_at}
@@ -347,7 +358,10 @@ def snapshot(dd: DataDir) -> dict[str, Any]:
         signal_.append({"id": wid, "state": "unreadable", "exit_code": None})
         counts["unreadable"] = counts.get("unreadable", 0) + 1
     signal_.sort(key=lambda item: str(item["id"]))
-    return {"signal": signal_, "detail": {"counts": counts, "workers": times}}
+    detail: dict[str, Any] = {"counts": counts, "workers": times}
+    if pulls:
+        detail["pull_requests"] = pulls
+    return {"signal": signal_, "detail": detail}
 
 
 def log_bytes(dd: DataDir, wid: str) -> bytes:
