@@ -63,7 +63,18 @@ def _row(dd: DataDir, w: Worker, now: float) -> dict[str, Any]:
         "ahead": _ahead(dd, w),
         "restarts": w.restarts,
         "flag": record.flag(dd, w.id),
+        "pr": _pr(dd, w.id),
     }
+
+
+def _pr(dd: DataDir, wid: str) -> dict[str, Any] | None:
+    """Its draft pull request (github.pull_requests): state, number, url, why pending."""
+    from looopbot.workers import delivery
+
+    found = delivery.read(dd, wid)
+    if found is None:
+        return None
+    return {"state": found.state, "number": found.number, "url": found.url, "error": found.error}
 
 
 def _list(dd: DataDir, args: argparse.Namespace) -> int:
@@ -80,6 +91,9 @@ def _list(dd: DataDir, args: argparse.Namespace) -> int:
         verdict = f" verify:{r['verify']}" if r["verify"] else ""
         ahead = "?" if r["ahead"] is None else f"+{r['ahead']}"
         flag = f"\tflag: {r['flag']}" if r["flag"] else ""
+        pr = r["pr"]
+        if pr is not None:
+            flag += f"\tpr {'#' + str(pr['number']) + ' ' if pr['number'] else ''}{pr['state']}"
         print(
             f"{r['id']}\t{r['state']}{verdict}\texit {code}\t{age(r['age_s'])}"
             f"\t{r['branch']} {ahead}{flag}"

@@ -133,6 +133,9 @@ def test_a_finished_worker_gets_one_draft_pr_and_its_next_run_updates_it(
         repo.decide(NOOP)
         tick(repo)
         assert worker_signal(repo, "w1")["pr"] == {"state": "open", "number": pull["number"]}
+        [row] = repo.run("worker", "list", "--json").json()["workers"]
+        assert row["pr"]["url"].endswith(f"/pull/{pull['number']}")
+        assert f"pr #{pull['number']} open" in repo.run("worker", "list").out
 
         # The same worker again: the same PR, brought up to date; no second one.
         rec = run_worker(repo, "w1", verify="test -f reports/w1.md", commit="second pass")
