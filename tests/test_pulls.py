@@ -159,3 +159,12 @@ def test_nothing_in_looopbot_can_merge_a_pull_request() -> None:
         if merge_call.search(line)
     ]
     assert found == []
+
+
+def test_an_answer_that_is_no_pull_request_is_a_failure_not_a_crash(fake: FakeGitHub) -> None:
+    client = client_for(fake)
+    first = pulls.publish(client, "w1", BRANCH, "main", draft(), known=None)
+    fake.serve(f"{PULLS}/{first.number}", {"message": "a proxy's idea of an answer"})
+    with pytest.raises(GitHubUnavailable) as caught:
+        pulls.refresh(client, first.number, "w1", None)
+    assert caught.value.kind == "broken" and "without a pull request" in caught.value.message

@@ -134,7 +134,7 @@ def refresh(
             return None
         if response.status_code != 200:
             raise gx.error_for(response)
-        return _pull(response.json(), wid), response.headers.get("ETag", "")
+        return _pull(_json(response), wid), response.headers.get("ETag", "")
 
 
 def _create(client: GitHubClient, wid: str, branch: str, base: str, draft: Draft) -> Pull:
@@ -146,7 +146,7 @@ def _create(client: GitHubClient, wid: str, branch: str, base: str, draft: Draft
     payload = {"title": draft.title, "body": draft.body, "head": branch, "base": base}
     response = client.session.post(url, json={**payload, "draft": True})
     if response.status_code == 201:
-        return _pull(response.json(), wid)._replace(made=True)
+        return _pull(_json(response), wid)._replace(made=True)
     error = gx.error_for(response)
     said = " ".join(
         str(e.get("message", "")) if isinstance(e, dict) else str(e) for e in error.errors or []
@@ -197,7 +197,21 @@ def _update(client: GitHubClient, data: dict[str, Any], draft: Draft, wid: str) 
         from github3 import exceptions as gx
 
         raise gx.error_for(response)
-    return _pull(response.json(), wid)
+    return _pull(_json(response), wid)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    """A PR from GitHub's answer; anything else (a proxy's HTML page) is a failure to say,
+    never a crashed beat."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("number"), int):
+        raise GitHubUnavailable(
+            "broken", f"GitHub answered {response.status_code} without a pull request"
+        )
+    return data
 
 
 def _merged(data: dict[str, Any]) -> bool:

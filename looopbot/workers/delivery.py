@@ -307,6 +307,9 @@ def housekeeping(dd: DataDir, config: Config) -> list[str]:
         except (GitHubUnavailable, LooopbotError) as exc:
             now = read(dd, wid) or found
             write(dd, wid, now._replace(error=one_line(exc.message, 300)))
+        except OSError as exc:  # the worker's folder: reported, and tried again next beat
+            said.append(f"worker {wid}: pull request step failed: {one_line(str(exc), 300)}")
+            continue
         now = read(dd, wid)
         if now is not None and now.error and now.error != now.reported:
             said.append(f"worker {wid}: pull request {now.state}: {now.error}")
