@@ -39,7 +39,7 @@ from looopbot.workers.record import Worker
 
 if TYPE_CHECKING:
     from looopbot.github.client import GitHubClient
-    from looopbot.github.pulls import Pull
+    from looopbot.github.drafts import Pull
 
 PR_FILE = "pr.json"
 STATES = ("pending", "open", "merged", "closed")
@@ -181,7 +181,7 @@ def _publish(
     dd: DataDir, config: Config, worker: Worker, known: int | None, client: GitHubClient | None
 ) -> Pull:
     from looopbot import remote
-    from looopbot.github import pulls
+    from looopbot.github import drafts
     from looopbot.workers.publish import push_branch
 
     # The PR needs the branch on GitHub: pushed whether or not the loop's own push is on.
@@ -198,17 +198,17 @@ def _publish(
 
     scrub = redactor()
     commits, more = _commits(dd, worker)
-    draft = pulls.compose(
+    draft = drafts.compose(
         worker.id,
         worker.branch,
         _task(dd, worker.id),
-        pulls.Verdict(worker.exit_code, worker.verify, worker.verdict),
+        drafts.Verdict(worker.exit_code, worker.verify, worker.verdict),
         commits,
         more=more,
     )
     # Briefs and commit subjects are anyone's words: no secret leaves for GitHub.
-    draft = pulls.Draft(scrub(draft.title), scrub(draft.body))
-    return pulls.publish(client, worker.id, worker.branch, base, draft, known=known)
+    draft = drafts.Draft(scrub(draft.title), scrub(draft.body))
+    return drafts.publish(client, worker.id, worker.branch, base, draft, known=known)
 
 
 def connect(dd: DataDir, config: Config) -> GitHubClient:
@@ -318,10 +318,10 @@ def housekeeping(dd: DataDir, config: Config) -> list[str]:
 
 
 def _refresh(dd: DataDir, wid: str, found: PrRecord, client: GitHubClient) -> None:
-    from looopbot.github import pulls
+    from looopbot.github import drafts
 
     assert found.number is not None
-    got = pulls.refresh(client, found.number, wid, found.etag or None)
+    got = drafts.refresh(client, found.number, wid, found.etag or None)
     if got is None:  # unchanged (304)
         if found.error:
             write(dd, wid, found._replace(error="", reported=""))

@@ -9,7 +9,7 @@ and that refusal is taken as "find it and update it", never as a failure — so 
 (or a supervisor and a beat's retry) racing to open it still end with one PR.
 
 Merging stays a human act: nothing here, or anywhere in looopbot, calls the merge endpoint
-(tests/test_pulls.py reads the package for one). A merged PR is the approval for the
+(tests/test_drafts.py reads the package for one). A merged PR is the approval for the
 irreversible steps its worker prepared; `state` reports it so the loop can wait for it.
 """
 
