@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from looopbot import proc
+from looopbot import constitution, proc
 from looopbot.actions import (
     Action,
     ArchiveGoal,
     BadDecision,
     Decision,
+    DeleteSchedule,
+    KillWorker,
     Noop,
     RestartSession,
     RunShell,
@@ -21,6 +25,7 @@ from looopbot.actions import (
     SteerSession,
     WriteGoal,
     WritePlaybook,
+    WriteSchedule,
     WriteSensor,
     check_body,
 )
@@ -85,6 +90,7 @@ def execute(
             changes.move(src, dst)
             return Acted()
         case WriteSensor(name=name, script=script):
+            untouchable(script, "write_sensor")
             text = script if script.endswith("\n") else script + "\n"
             keep_users(f"sensors/{name}.sh")
             changes.write(f"sensors/{name}.sh", scrub(text), mode=0o755)
@@ -99,9 +105,42 @@ def execute(
         case SendNotification(message=msg, id=nid):
             notify(dd, config, msg, nid)
             return Acted()
-        case StartWorker() | SteerSession() | SendKey() | RestartSession():
+        case StartWorker() | SteerSession() | SendKey() | RestartSession() | KillWorker():
             return work(dd, config, a)
+        case WriteSchedule(name=name):
+            keep_users(f"schedules/{name}.yaml")
+            changes.write(f"schedules/{name}.yaml", scrub(schedule_text(a, time.time())))
+            return Acted()
+        case DeleteSchedule(name=name):
+            rel = f"schedules/{name}.yaml"
+            if not os.path.lexists(dd.path(rel)):
+                raise LooopbotError(
+                    f"delete_schedule: there is no schedule '{name}' ({rel} is missing)"
+                )
+            if os.path.islink(dd.path(rel)):
+                raise LooopbotError(f"delete_schedule: {rel} is a symlink — remove it by hand")
+            keep_users(rel)
+            changes.remove(rel)
+            return Acted()
     raise LooopbotError(f"{decision.name}: no way to execute this action")  # unreachable
+
+
+def schedule_text(action: WriteSchedule, now: float) -> str:
+    """The file a write_schedule writes. A recurring schedule gets its first due time
+    written as `next:` (absolute): a period from now, or the first start time from now on."""
+    from looopbot.schedules.spec import build, render
+
+    try:
+        schedule = build(
+            action.note, at=action.at, every=action.every, start=action.start, goal=action.goal
+        )
+    except ValueError as exc:
+        raise BadDecision(f"write_schedule: {exc}") from None
+    if schedule.every is not None:
+        first = schedule.following(now)
+        if first != schedule.start:
+            schedule = schedule._replace(next=first)
+    return render(schedule)
 
 
 def work(dd: DataDir, config: Config, action: Action) -> Acted:
@@ -109,18 +148,58 @@ def work(dd: DataDir, config: Config, action: Action) -> Acted:
     from looopbot.workers import fleet
 
     match action:
-        case StartWorker(id=wid, prompt=prompt, verify=verify):
-            fleet.start(dd, config, wid, prompt, verify)
+        case StartWorker(id=wid, prompt=prompt, verify=verify, runner=runner):
+            fleet.start(dd, config, wid, prompt, verify, runner=runner)
         case SteerSession(id=wid, input=text):
-            fleet.steer(dd, wid, text)
+            from looopbot.workers import asks
+
+            if asks.pending(dd, wid) is not None:
+                fleet.answer(dd, wid, text)  # what is said to a worker that asked answers it
+            else:
+                fleet.steer(dd, wid, text)
         case SendKey(id=wid, keys=keys):
             fleet.keys(dd, wid, keys)
         case RestartSession(id=wid):
             fleet.restart(dd, wid)
+        case KillWorker(id=wid, reason=reason):
+            fleet.kill(dd, wid, reason)
     return Acted()
 
 
+def untouchable(text: str, what: str) -> None:
+    if constitution.mentions(text):
+        raise LooopbotError(
+            f"{what} refused: it names {constitution.NAME}, which no move may write — only "
+            "a human's commit changes it"
+        )
+
+
 def run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]) -> Acted:
+    untouchable(cmd, "run_shell")
+    rules, committed = constitution.on_disk(dd), constitution.read(dd)
+    acted = _run_shell(dd, config, cmd, scrub)
+    if constitution.read(dd) != committed:
+        # The shell committed it (git commit -a). Rewriting the user's history is not
+        # ours to do: the move fails loudly so a human reverts that commit.
+        error = (
+            f"run_shell committed a change to {constitution.NAME}, which no move may write "
+            "— revert that commit (git log -- CONSTITUTION.md)"
+        )
+        return Acted(error, acted.shell)
+    if constitution.on_disk(dd) != rules:
+        # Named some other way (a glob, a variable, a script): put the file back as it
+        # was — a human's uncommitted edit included — and fail the move.
+        put_back = constitution.restore(dd, rules)
+        error = (
+            f"run_shell changed {constitution.NAME}, which no move may write — "
+            + ("it is restored as it was" if put_back else "a directory now stands there")
+            + "; only a human's commit changes it"
+        )
+        return Acted(error, acted.shell)
+    return acted
+
+
+def _run_shell(dd: DataDir, config: Config, cmd: str, scrub: Callable[[str], str]) -> Acted:
     why = denied(cmd)
     if why is not None and not config.limits.allow_dangerous_shell:
         raise LooopbotError(

@@ -22,7 +22,7 @@ JOURNAL_CAP = 500
 FOLLOW_UP_MIN_S = 5.0
 FOLLOW_UP_MAX_S = 300.0
 KEYS = ("Enter", "Tab", "Escape", "Up", "Down", "C-c", "C-d")
-WORKER_ACTIONS = ("start_worker", "steer_session", "send_key", "restart_session")
+WORKER_ACTIONS = ("start_worker", "steer_session", "send_key", "restart_session", "kill_worker")
 
 
 class Noop(NamedTuple):
@@ -56,6 +56,7 @@ class StartWorker(NamedTuple):
     id: str
     prompt: str
     verify: str | None = None
+    runner: str | None = None  # a configured runner's name; its worker command runs
 
 
 class SteerSession(NamedTuple):
@@ -72,9 +73,27 @@ class RestartSession(NamedTuple):
     id: str
 
 
+class KillWorker(NamedTuple):
+    id: str
+    reason: str
+
+
 class SendNotification(NamedTuple):
     message: str
     id: str | None = None
+
+
+class WriteSchedule(NamedTuple):
+    name: str
+    note: str
+    at: str | None = None
+    every: str | int | None = None
+    start: str | None = None
+    goal: str | None = None
+
+
+class DeleteSchedule(NamedTuple):
+    name: str
 
 
 Action = (
@@ -88,11 +107,15 @@ Action = (
     | SteerSession
     | SendKey
     | RestartSession
+    | KillWorker
     | SendNotification
+    | WriteSchedule
+    | DeleteSchedule
 )
 
 # action -> (type, fields). A field is (name, kind, required); kinds: "id", "text" (any
-# non-empty string, messages cap), "body" (64 KiB, not blank), "keys".
+# non-empty string, messages cap), "body" (64 KiB, not blank), "keys", "time" (ISO 8601 with
+# a zone), "every" (seconds, or 90s/15m/1h/1d).
 _SCHEMA: dict[str, tuple[type, tuple[tuple[str, str, bool], ...]]] = {
     "noop": (Noop, (("reason", "text", True),)),
     "run_shell": (RunShell, (("cmd", "text", True), ("reason", "text", True))),
@@ -102,15 +125,33 @@ _SCHEMA: dict[str, tuple[type, tuple[tuple[str, str, bool], ...]]] = {
     "write_playbook": (WritePlaybook, (("body", "body", True),)),
     "start_worker": (
         StartWorker,
-        (("id", "id", True), ("prompt", "body", True), ("verify", "text", False)),
+        (
+            ("id", "id", True),
+            ("prompt", "body", True),
+            ("verify", "text", False),
+            ("runner", "id", False),
+        ),
     ),
     "steer_session": (SteerSession, (("id", "id", True), ("input", "text", True))),
     "send_key": (SendKey, (("id", "id", True), ("keys", "keys", True))),
     "restart_session": (RestartSession, (("id", "id", True),)),
+    "kill_worker": (KillWorker, (("id", "id", True), ("reason", "text", True))),
     "send_notification": (
         SendNotification,
         (("message", "text", True), ("id", "id", False)),
     ),
+    "write_schedule": (
+        WriteSchedule,
+        (
+            ("name", "id", True),
+            ("at", "time", False),
+            ("every", "every", False),
+            ("start", "time", False),
+            ("note", "text", True),
+            ("goal", "id", False),
+        ),
+    ),
+    "delete_schedule": (DeleteSchedule, (("name", "id", True),)),
 }
 
 # The one list of action names lives in config (which the skip path loads without this
@@ -164,6 +205,8 @@ def parse_decision(obj: Any, allowed: frozenset[str] | None = None) -> Decision:
                 raise BadDecision(f"{name}: missing field {field_name!r} ({_usage(name)})")
             continue
         values[field_name] = _field(name, field_name, kind, obj[field_name])
+    if cls is WriteSchedule:
+        _whole_schedule(values)
     journal = obj.get("journal")
     if journal is not None and not isinstance(journal, str):
         raise BadDecision(f'"journal" must be a string, got {_kind(journal)}')
@@ -183,8 +226,34 @@ def parse_decision(obj: Any, allowed: frozenset[str] | None = None) -> Decision:
     )
 
 
+def _whole_schedule(values: dict[str, Any]) -> None:
+    """write_schedule's fields together: exactly one of at/every, start only with every."""
+    from looopbot.schedules.spec import build
+
+    try:
+        build(
+            values["note"],
+            at=values.get("at"),
+            every=values.get("every"),
+            start=values.get("start"),
+            goal=values.get("goal"),
+        )
+    except ValueError as exc:
+        raise BadDecision(f"write_schedule: {exc} ({_usage('write_schedule')})") from None
+
+
 def _field(action: str, name: str, kind: str, value: Any) -> Any:
     where = f"{action}.{name}"
+    if kind == "every":
+        from looopbot.schedules.spec import parse_every
+
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise BadDecision(f"{where} must be seconds or a string like 15m, got {_kind(value)}")
+        try:
+            parse_every(value)
+        except ValueError as exc:
+            raise BadDecision(f"{where}: {exc}") from None
+        return value
     if kind == "keys":
         keys = value.split() if isinstance(value, str) else value
         if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
@@ -196,6 +265,10 @@ def _field(action: str, name: str, kind: str, value: Any) -> Any:
         return tuple(keys)
     if not isinstance(value, str):
         raise BadDecision(f"{where} must be a string, got {_kind(value)} ({_usage(action)})")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # JSON's "\ud800": a lone surrogate no file can hold
+        raise BadDecision(f"{where} is not valid Unicode text (a lone surrogate)") from None
     if kind == "id":
         try:
             return check_id(value, where)
@@ -206,6 +279,14 @@ def _field(action: str, name: str, kind: str, value: Any) -> Any:
     if kind == "body":
         check_body(value, where)
         return value
+    if kind == "time":
+        from looopbot.schedules.spec import parse_time
+
+        try:
+            parse_time(value)
+        except ValueError as exc:
+            raise BadDecision(f"{where}: {exc}") from None
+        return value.strip()
     if not value.strip():
         raise BadDecision(f"{where} is empty")
     if len(value.encode()) > MESSAGE_CAP:
@@ -239,6 +320,10 @@ def summary(decision: Decision) -> str:
             return "write_playbook"
         case SendNotification(message=m):
             return f"notify: {m}"
+        case KillWorker(id=i, reason=r):
+            return f"kill_worker {i}: {r}"
+        case WriteSchedule(name=n) | DeleteSchedule(name=n):
+            return f"{decision.name} {n}"
         case _:
             return f"{decision.name} {getattr(a, 'id', '')}".strip()
 
@@ -247,10 +332,12 @@ def goal_of(action: Action) -> str | None:
     """The goal an action acts on, for sys-goals (worker actions count for the same id)."""
     if isinstance(action, WriteGoal | ArchiveGoal | StartWorker | SteerSession | SendKey):
         return action.id
-    if isinstance(action, RestartSession):
+    if isinstance(action, RestartSession | KillWorker):
         return action.id
     if isinstance(action, SendNotification):
         return action.id
+    if isinstance(action, WriteSchedule):
+        return action.goal
     return None
 
 

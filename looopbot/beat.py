@@ -64,7 +64,15 @@ def sense_world(
     snapshots = sense.run_sensors(
         dd, sense.discover(dd), config.limits, now, honour_interval=honour_interval
     )
-    snapshots.update(sense.system_snapshots(dd, state.goal_acted, desired_mod.ids_of(desired)))
+    snapshots.update(
+        sense.system_snapshots(
+            dd,
+            state.goal_acted,
+            desired_mod.ids_of(desired),
+            now=now,
+            stuck_after=config.limits.worker_stuck_after,
+        )
+    )
     if config.github is not None and config.github.sensor:
         from looopbot.github import sensor as github_sensor  # github3 only when asked for
 
@@ -169,7 +177,15 @@ def _beat(
             goal_acted = acted_goals(state.goal_acted, decided, now, desired_mod.goal_ids(dd))
             after = None
             if decided.error is None:
-                after = after_move(dd, goal_acted, world, changes.paths)
+                notes += _handle_schedules(dd, changes, world, decided, now)
+                after = after_move(
+                    dd,
+                    goal_acted,
+                    world,
+                    changes.paths,
+                    now=now,
+                    stuck_after=config.limits.worker_stuck_after,
+                )
                 changed_snapshots += _write_snapshots(dd, changes, after)
             state = next_state(
                 state, config, decided, before=world, after=after, now=now, goal_acted=goal_acted
@@ -251,8 +267,41 @@ def _last_beat(dd: DataDir) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def _handle_schedules(
+    dd: DataDir, changes: Changes, world: World, decided: Decided, now: float
+) -> list[str]:
+    """The schedules this decided beat saw due are done: a one-shot removed, a recurring one
+    advanced, in this beat's commit. A failed or held beat never gets here, so its due
+    schedules stay due and wake the next beat. The move's own write_schedule or
+    delete_schedule of one stands as the move left it."""
+    from looopbot.actions import DeleteSchedule, WriteSchedule
+    from looopbot.schedules import store as schedules
+    from looopbot.worktree_state import refuse_uncommitted
+
+    action = decided.decision.action if decided.decision else None
+    skip = [action.name] if isinstance(action, WriteSchedule | DeleteSchedule) else []
+    return schedules.handle_due(
+        dd,
+        world.snapshots.get(schedules.NAME),
+        now,
+        skip=skip,
+        remove=changes.remove,
+        write=changes.write,
+        # What this beat (or a killed one it took over) wrote is not the user's edit.
+        keep_users=lambda rel: refuse_uncommitted(
+            dd, [rel], "advancing the schedule", changes.paths
+        ),
+    )
+
+
 def after_move(
-    dd: DataDir, goal_acted: Mapping[str, float], world: World, written: Iterable[str]
+    dd: DataDir,
+    goal_acted: Mapping[str, float],
+    world: World,
+    written: Iterable[str],
+    *,
+    now: float,
+    stuck_after: float,
 ) -> World:
     """The world as the decider's move left it: the desired files the move wrote, the system
     snapshots recomputed (a goal written, a worker started); sensor readings as sensed."""
@@ -268,7 +317,9 @@ def after_move(
                 desired.pop(path, None)
     snapshots = {
         **world.snapshots,
-        **sense.system_snapshots(dd, goal_acted, desired_mod.ids_of(current)),
+        **sense.system_snapshots(
+            dd, goal_acted, desired_mod.ids_of(current), now=now, stuck_after=stuck_after
+        ),
     }
     signals = {name: wake_signal(v) for name, v in snapshots.items()}
     # Only the move's own doing is not news. A worker that ended or flagged, or a claim
@@ -280,6 +331,11 @@ def after_move(
         )
     if "sys-claims" in world.signals:
         signals["sys-claims"] = world.signals["sys-claims"]
+    from looopbot.schedules.store import NAME as SCHEDULES
+    from looopbot.schedules.store import decided_signal
+
+    if SCHEDULES in signals:
+        signals[SCHEDULES] = decided_signal(world.signals.get(SCHEDULES), signals[SCHEDULES])
     return World(desired, snapshots, signals, world_hash(desired, signals), desired_hash(desired))
 
 

@@ -36,6 +36,7 @@ from looopbot.fsutil import (
     tail_lines,
     write_atomic,
 )
+from looopbot.ids import is_valid_id
 
 PENDING = "pending.json"
 _MAX_ITEMS = 10_000  # a record lists tens of paths; a bigger file was not written by us
@@ -327,7 +328,7 @@ _OWN_FILES = frozenset(
         ".github/workflows/looopbot-validate.yml",
     }
 )
-_OWN_DIRS = ("goals/", "sensors/", "snapshots/", "schedules/", "reports/")
+_OWN_DIRS = ("goals/", "sensors/", "snapshots/", "reports/")
 
 
 def _safe(rel: object) -> bool:
@@ -336,6 +337,9 @@ def _safe(rel: object) -> bool:
         return False
     if ".." in rel.split("/") or "//" in rel:
         return False
+    if rel.startswith("schedules/"):  # schedules/<name>.yaml and nothing else there
+        name = rel[len("schedules/") :]
+        return name.endswith(".yaml") and is_valid_id(name[: -len(".yaml")])
     return rel in _OWN_FILES or rel.startswith(_OWN_DIRS)
 
 

@@ -22,7 +22,9 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 def _init(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default=None, help="where (default: the current dir)")
-    p.add_argument("--runner", default="example", help="claude, codex, gemini, pi or example")
+    p.add_argument(
+        "--runner", default="example", help="claude, codex, gemini, pi, opencode or example"
+    )
     p.add_argument("--github", action="store_true", help="also install the GitHub workflows")
 
 
@@ -46,6 +48,7 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--push", action="store_true", help="pull before each beat and push after (git.push)"
     )
+    p.add_argument("--json", action="store_true", help="print one JSON line per beat")
 
 
 def _journal(p: argparse.ArgumentParser) -> None:
@@ -91,6 +94,19 @@ def _sensor(p: argparse.ArgumentParser) -> None:
     g.add_argument("name", nargs="?")
 
 
+def _schedule(p: argparse.ArgumentParser) -> None:
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _json(verbs.add_parser("list", help="list the schedules: when each is next due, its note"))
+    g = verbs.add_parser("write", help="write schedules/NAME.yaml (NOTE, or - for stdin)")
+    g.add_argument("name")
+    g.add_argument("note", help="what to check when it is due (or - for stdin)")
+    g.add_argument("--at", metavar="TIME", help="once, at an ISO 8601 time with a zone")
+    g.add_argument("--every", metavar="DURATION", help="recurring: seconds, or 90s, 15m, 1h, 1d")
+    g.add_argument("--start", metavar="TIME", help="with --every: the first due time")
+    g.add_argument("--goal", metavar="ID", help="the goal it is about")
+    verbs.add_parser("delete", help="remove schedules/NAME.yaml").add_argument("name")
+
+
 def _unclaim(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the resource's name (an id: letters, digits, '.', '_', '-')")
     p.add_argument(
@@ -114,6 +130,7 @@ def _worker(p: argparse.ArgumentParser) -> None:
     g.add_argument("id")
     g.add_argument("prompt")
     g.add_argument("--verify", metavar="CMD", help="a shell check run once after it exits")
+    g.add_argument("--runner", metavar="NAME", help="run it with this runner's worker command")
     verbs.add_parser("stop", help="end the worker's whole process group").add_argument("id")
     g = verbs.add_parser("logs", help="print the worker's output.log")
     g.add_argument("id")
@@ -133,8 +150,23 @@ def _unflag(p: argparse.ArgumentParser) -> None:
 
 
 def _answer(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", help="the worker")
+    p.add_argument("id", help="the worker, or the ask (<worker>#<n>)")
     p.add_argument("text", help="the answer (or - for stdin), delivered to its stdin")
+
+
+def _ask(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="the worker (usually $LOOOPBOT_SESSION_ID)")
+    p.add_argument("question", help="the question a human must decide")
+    p.add_argument("--options", metavar="A,B", help="the answers it takes, comma-separated")
+    p.add_argument("--no-wait", action="store_true", help="print the ask id and return at once")
+
+
+def _asks(p: argparse.ArgumentParser) -> None:
+    _json(p)
+
+
+def _wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--asks", action="store_true", help="wait for a pending ask only")
 
 
 def _validate(p: argparse.ArgumentParser) -> None:
@@ -159,6 +191,15 @@ def _github(p: argparse.ArgumentParser) -> None:
     _json(g)
 
 
+def _watch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true", help="draw one frame and exit")
+
+
+def _completion(p: argparse.ArgumentParser) -> None:
+    # The names are repeated here (not imported) so building the parser imports nothing.
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="which shell's script")
+
+
 def _example(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", metavar="PROMPT_FILE", help=argparse.SUPPRESS)
 
@@ -178,18 +219,40 @@ COMMANDS: dict[str, tuple[str, str, Configure]] = {
     "goal": ("steer:goal", "list, write or archive goals by hand", _goal),
     "playbook": ("steer:playbook", "replace PLAYBOOK.md by hand", _playbook),
     "sensor": ("steer:sensor", "list, write or run sensors", _sensor),
+    "schedule": ("schedule:schedule", "list, write or delete durable wake-ups", _schedule),
     "validate": (
         "validate:validate",
-        "check config, goals, sensors, ids and workflows",
+        "check config, goals, sensors, schedules, ids and workflows",
         _validate,
     ),
     "worker": ("worker:worker", "list, start, stop, follow or prune workers", _worker),
     "flag": ("worker:flag", "raise a worker's question for a human (run by the worker)", _flag),
     "unflag": ("worker:unflag", "take a worker's question down", _unflag),
     "answer": ("worker:answer", "answer a flagged worker: the text goes to its stdin", _answer),
+    "ask": (
+        "asks:ask",
+        "a worker asks a human, with options; waits for the answer and prints it",
+        _ask,
+    ),
+    "asks": ("asks:list_asks", "the pending asks: worker, age, options, STRANDED", _asks),
+    "wait": (
+        "asks:wait",
+        "block until something needs a human (an ask, a notification, a failed beat)",
+        _wait,
+    ),
     "claim": ("claims:claim", "take a named claim on a shared resource (a branch lease)", _claim),
     "unclaim": ("claims:unclaim", "release a named claim (the holder's, or a stale one)", _unclaim),
     "github": ("github:github", "install the GitHub Actions workflows; preview a branch", _github),
+    "watch": (
+        "watch:watch_cmd",
+        "a live view: beats, workers, questions, spend, next wake (reads the repo only)",
+        _watch,
+    ),
+    "completion": (
+        "completion:completion",
+        "print a shell completion script (bash, zsh or fish)",
+        _completion,
+    ),
     "example-decider": (
         "example:example_decider",
         "the offline example runner (reads a prompt on stdin, writes one decision)",

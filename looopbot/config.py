@@ -22,7 +22,7 @@ from typing import Any, Literal, NamedTuple
 from looopbot.datadir import CONFIG_NAME, DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import write_atomic
-from looopbot.presets import PRESETS
+from looopbot.presets import PRESETS, RETRY_MATCH
 
 ACTIONS = (
     "noop",
@@ -35,15 +35,18 @@ ACTIONS = (
     "steer_session",
     "send_key",
     "restart_session",
+    "kill_worker",
     "send_notification",
+    "write_schedule",
+    "delete_schedule",
 )
 
 DEFAULT_AUTHOR = "looopbot <looopbot@users.noreply.github.com>"
 # 2: the github: section became strictly validated; a cached loose one must be re-checked.
 _CACHE_VERSION = 2
 
-# name -> (kind, default). Kinds: "seconds" (number > 0), "int" (>= 0), "bool", "usd"
-# (number >= 0 or null), "actions" (list of action names).
+# name -> (kind, default). Kinds: "seconds" (number > 0), "seconds?" (the same, or null:
+# off), "int" (>= 0), "bool", "usd" (number >= 0 or null), "actions" (action names).
 LIMITS: dict[str, tuple[str, Any]] = {
     "interval": ("seconds", 60),
     "sensor_timeout": ("seconds", 60),
@@ -62,6 +65,8 @@ LIMITS: dict[str, tuple[str, Any]] = {
     "runs_keep": ("int", 50),
     "push_retries": ("int", 5),
     "network_timeout": ("seconds", 300),
+    "worker_stuck_after": ("seconds", 900),
+    "kill_stuck_after": ("seconds?", None),
     "allowed_actions": ("actions", list(ACTIONS)),
 }
 
@@ -89,13 +94,18 @@ _ENV_PREFIX = "LOOOPBOT_"
 GIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
 
 _TOP_KEYS = ("runner", "runners", "limits", "notify", "git", "github", "workers")
-_RUNNER_KEYS = ("tick", "worker", "cost")
+_RUNNER_KEYS = ("tick", "worker", "cost", "retries", "retry_match", "retry_sleep")
+MAX_RETRIES = 10
+MAX_RETRY_SLEEP = 600.0
 _COST_KEYS = ("type", "pointer", "mode")
 _GITHUB_SWITCHES = ("sensor", "dashboard", "pull_requests")
-_GITHUB_KEYS = ("repo", "api_url", "token_env", *_GITHUB_SWITCHES)
+_GITHUB_KEYS = ("repo", "api_url", "token_env", "mention", *_GITHUB_SWITCHES)
 GITHUB_API = "https://api.github.com"
 GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A GitHub login (an app's bot account ends in [bot]), with or without the '@'.
+_GITHUB_LOGIN = re.compile(r"@?[A-Za-z0-9][A-Za-z0-9-]{0,38}(\[bot\])?")
+DEFAULT_MENTION = "looopbot"
 # A token pasted where its variable's name belongs (token_env: ghp_…) must be refused
 # without echoing it: the error goes to a terminal, a job log, maybe the journal.
 _TOKEN_SHAPE = re.compile(r"(gh[pousr]_|github_pat_)", re.IGNORECASE)
@@ -116,6 +126,11 @@ class Runner(NamedTuple):
     tick: str
     worker: str
     cost: CostSpec | None
+    # A transient failure (rate limit, overload: output matching `retry_match`) is tried
+    # again up to `retries` times within the beat, `retry_sleep` seconds apart (jittered).
+    retries: int = 2
+    retry_match: str = RETRY_MATCH
+    retry_sleep: float = 10.0
 
     @property
     def wiring(self) -> str:
@@ -142,6 +157,8 @@ class Limits(NamedTuple):
     runs_keep: int
     push_retries: int
     network_timeout: float
+    worker_stuck_after: float
+    kill_stuck_after: float | None
     allowed_actions: frozenset[str]
 
 
@@ -154,6 +171,9 @@ class GitHubSettings(NamedTuple):
     sensor: bool
     dashboard: bool
     pull_requests: bool
+    # The handle whose @-mentions the sensor reports (no '@'); a setting, because the
+    # Actions token cannot ask GitHub who it is (GET /user) and a person's token is theirs.
+    mention: str = DEFAULT_MENTION
 
 
 class Config(NamedTuple):
@@ -165,6 +185,9 @@ class Config(NamedTuple):
     remote: str | None  # git.remote: overrides the branch's upstream remote
     branch: str | None  # git.branch: overrides the upstream branch's name
     github: GitHubSettings | None
+    # Every runner's worker command by name (presets and runners:), for a start_worker that
+    # names its runner; the active runner's includes $LOOOPBOT_WORKER_COMMAND.
+    worker_commands: Mapping[str, str] = {}
 
 
 def load(dd: DataDir) -> Config:
@@ -319,6 +342,16 @@ class _Checker:
                     "github.token_env must be the name of an environment variable (letters, "
                     "digits, _), like GITHUB_TOKEN",
                 )
+        mention = node.get("mention")
+        if mention is not None and not (
+            isinstance(mention, str) and _GITHUB_LOGIN.fullmatch(mention)
+        ):
+            raise self.fail(
+                node,
+                "mention",
+                "github.mention must be a GitHub login (letters, digits, -), like "
+                f"{DEFAULT_MENTION} — the sensor reports comments that @-mention it",
+            )
         for key in _GITHUB_SWITCHES:
             if node.get(key) is not None and not isinstance(node[key], bool):
                 raise self.fail(node, key, f"github.{key} must be true or false")
@@ -330,6 +363,32 @@ class _Checker:
         for key in ("tick", "worker"):
             if key in spec and not (isinstance(spec[key], str) and spec[key].strip()):
                 raise self.fail(spec, key, f"runners.{name}.{key} must be a command string")
+        retries = spec.get("retries")
+        if "retries" in spec and not (
+            isinstance(retries, int)
+            and not isinstance(retries, bool)
+            and 0 <= retries <= MAX_RETRIES
+        ):
+            raise self.fail(spec, "retries", f"runners.{name}.retries must be 0..{MAX_RETRIES}")
+        sleep = spec.get("retry_sleep")
+        if "retry_sleep" in spec and not (
+            isinstance(sleep, int | float)
+            and not isinstance(sleep, bool)
+            and 0 <= sleep <= MAX_RETRY_SLEEP
+        ):
+            raise self.fail(
+                spec, "retry_sleep", f"runners.{name}.retry_sleep must be 0..{MAX_RETRY_SLEEP:g} s"
+            )
+        if "retry_match" in spec:
+            pattern = spec["retry_match"]
+            if not isinstance(pattern, str) or not pattern:
+                raise self.fail(spec, "retry_match", f"runners.{name}.retry_match must be a regex")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise self.fail(
+                    spec, "retry_match", f"runners.{name}.retry_match is not a regex: {exc}"
+                ) from None
         if "cost" in spec and spec["cost"] is not None:
             cost = spec["cost"]
             if not isinstance(cost, dict):
@@ -391,7 +450,9 @@ def _finite(value: Any) -> bool:
 def coerce_limit(name: str, value: Any) -> Any:
     """Check one limit's value; raises ValueError saying what is expected."""
     kind, _default = LIMITS[name]
-    if kind == "seconds":
+    if kind == "seconds?" and value is None:
+        return None
+    if kind in ("seconds", "seconds?"):
         if not _finite(value) or value <= 0:
             raise ValueError(f"expected a number of seconds > 0, got {value!r}")
         return float(value)
@@ -428,7 +489,7 @@ def _env_limit(name: str, text: str) -> Any:
         lowered = text.lower()
         value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
         value = value.get(lowered, text)
-    elif kind == "usd" and text.lower() in ("", "null", "none"):
+    elif kind in ("usd", "seconds?") and text.lower() in ("", "null", "none"):
         value = None
     else:
         try:
@@ -468,12 +529,21 @@ def _build(plain: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         cost=CostSpec(cost["pointer"], cost.get("mode", "total"), cost.get("type"))
         if cost
         else None,
+        retries=int(spec.get("retries", 2)),
+        retry_match=str(spec.get("retry_match") or RETRY_MATCH),
+        retry_sleep=float(spec.get("retry_sleep", 10.0)),
     )
     if not runner.tick.strip():
         raise LooopbotError(f"runner '{name}' has no tick command — set runners.{name}.tick")
     git = plain.get("git") or {}
     push = _env_switch("LOOOPBOT_PUSH", env.get("LOOOPBOT_PUSH", ""))
+    workers = {
+        other: str({**PRESETS.get(other, {}), **(runners.get(other) or {})}.get("worker") or "")
+        for other in {*PRESETS, *runners}
+    }
+    workers[name] = runner.worker
     return Config(
+        worker_commands=workers,
         runner=runner,
         limits=Limits(**values),
         notify_command=(plain.get("notify") or {}).get("command"),
@@ -495,6 +565,7 @@ def _github(node: Mapping[str, Any] | None) -> GitHubSettings | None:
         sensor=bool(node.get("sensor")),
         dashboard=bool(node.get("dashboard")),
         pull_requests=bool(node.get("pull_requests")),
+        mention=(node.get("mention") or DEFAULT_MENTION).removeprefix("@"),
     )
 
 

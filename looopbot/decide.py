@@ -15,6 +15,7 @@ from looopbot.act import Acted, execute
 from looopbot.actions import BadDecision, Decision, goal_of, parse_decision, summary
 from looopbot.changes import Changes, Move
 from looopbot.config import Config
+from looopbot.constitution import NAME as CONSTITUTION
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.journal import recent
@@ -22,6 +23,8 @@ from looopbot.ledger import Row
 from looopbot.prompt import PromptInput, build
 from looopbot.record import meter
 from looopbot.runner import decide, decision_file
+from looopbot.schedules.store import NAME as SCHEDULES
+from looopbot.schedules.store import due_items
 from looopbot.state import State
 from looopbot.world import World, desired_digests, what_changed
 
@@ -66,7 +69,24 @@ def prompt_input(
         journal=recent(dd.journal),
         goal_acted={g: state.goal_acted.get(g) for g, _ in goals},
         decision_file=str(decision_file(dd, run_id).relative_to(dd.root)) if run_id else "",
+        constitution=world.desired.get(CONSTITUTION, b"").decode("utf-8", errors="replace"),
+        asks=pending_asks(dd, now),
+        due_schedules=due_items(world.snapshots.get(SCHEDULES)),
     )
+
+
+def pending_asks(dd: DataDir, now: float) -> list[str]:
+    """The PENDING ASKS lines (asks live in local scratch, next to the workers)."""
+    from looopbot.text import age
+    from looopbot.workers import asks
+
+    lines = []
+    for ask, live in asks.all_pending(dd):
+        when = f", asked {age(now - ask.asked_at)} ago" if ask.asked_at is not None else ""
+        options = f" — options: {', '.join(ask.options)}" if ask.options else ""
+        stranded = " — STRANDED: its worker is no longer live" if not live else ""
+        lines.append(f"- {ask.id} (worker {ask.worker}{when}): {ask.question}{options}{stranded}")
+    return lines
 
 
 def decide_and_act(
@@ -83,6 +103,9 @@ def decide_and_act(
     # Redacted as a whole: the prompt leaves the machine (goals and readings are untrusted).
     prompt = scrub(build(prompt_input(dd, config, state, world, now, run_id=run_id)))
     ran = decide(dd, config, prompt, run_id)
+    # Every call is metered, a retried one too: each may have cost money.
+    for attempt in ran.retried:
+        meter(changes, Row(attempt.at, "tick", run_id, config.runner.name, attempt.cost_usd))
     meter(changes, Row(round(now, 3), "tick", run_id, config.runner.name, ran.cost_usd))
     error = ran.error
     decision: Decision | None = None

@@ -1,4 +1,5 @@
-"""The desired state: PLAYBOOK.md and every top-level goals/<id>.md (DESIGN §2, §4).
+"""The desired state: PLAYBOOK.md, every top-level goals/<id>.md, and CONSTITUTION.md as
+committed at HEAD (DESIGN §2, §4; issue 9).
 
 Read on every beat, so it works on plain strings with os.scandir: with hundreds of goals,
 pathlib objects alone would cost more than the rest of an unchanged beat.
@@ -36,7 +37,7 @@ def goal_ids(dd: DataDir) -> list[str]:
     return [gid for gid, _ in _goal_entries(dd)]
 
 
-def _read(path: str) -> bytes | None:
+def read_file(path: str) -> bytes | None:
     """A regular file's bytes; None for a missing file, a symlink or anything else."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -49,13 +50,18 @@ def _read(path: str) -> bytes | None:
 
 
 def read(dd: DataDir) -> dict[str, bytes]:
-    """Data-dir relative path -> bytes, for PLAYBOOK.md and the goals."""
+    """Data-dir relative path -> bytes, for CONSTITUTION.md, PLAYBOOK.md and the goals."""
+    from looopbot import constitution
+
     out: dict[str, bytes] = {}
-    playbook = _read(os.path.join(dd.root, "PLAYBOOK.md"))
+    rules = constitution.read(dd)
+    if rules is not None:
+        out[constitution.NAME] = rules
+    playbook = read_file(os.path.join(dd.root, "PLAYBOOK.md"))
     if playbook is not None:
         out["PLAYBOOK.md"] = playbook
     for gid, path in _goal_entries(dd):
-        raw = _read(path)
+        raw = read_file(path)
         if raw is not None:
             out[f"goals/{gid}.md"] = raw
     return out

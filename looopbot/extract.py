@@ -113,7 +113,8 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
     if isinstance(value, dict):
-        return _text(value.get("message"))
+        # opencode nests it: {"name": "APIError", "data": {"message": …, "statusCode": …}}
+        return _text(value.get("message")) or _text(value.get("data"))
     return None
 
 

@@ -286,6 +286,28 @@ def lookup(repo: Repo, tree: ObjectID | None, path: bytes) -> tuple[int, ObjectI
         return None
 
 
+def head_id(repo: Repo) -> ObjectID | None:
+    """The commit HEAD points at, or None on an unborn branch."""
+    from dulwich.refs import HEADREF
+
+    return repo.refs.follow(HEADREF)[1]
+
+
+def file_at(repo: Repo, commit: ObjectID, path: bytes) -> bytes | None:
+    """A regular file's bytes in `commit` (a symlink, a submodule or a tree is None)."""
+    import stat
+
+    from dulwich.objects import Blob, Commit
+
+    found = repo[commit]
+    assert isinstance(found, Commit)
+    entry = lookup(repo, found.tree, path)
+    if entry is None or not stat.S_ISREG(entry[0]):
+        return None
+    blob = repo[entry[1]]
+    return blob.as_raw_string() if isinstance(blob, Blob) else None
+
+
 def _entry(found: tuple[int, ObjectID] | None) -> gitindex.Entry | None:
     return gitindex.Entry(found[0], found[1].decode()) if found is not None else None
 

@@ -16,11 +16,23 @@ claude-code 2.1.197 (the last release that runs on node 20), codex 0.169.0, gemi
   it reports tokens, not dollars.
 - pi: `-p --mode json` prints JSONL events; cost is the sum of assistant `message_end`
   events' `message.usage.cost.total`; an API error still exits 0 with stopReason "error".
+- opencode (opencode-ai 1.18.33): `run --format json` reads the message from stdin when no
+  positional is given and prints JSONL events; each `step_finish` event's `part.cost` is
+  that step's USD, so cost is their sum. `--auto` approves tool permissions (workers only).
+  An API error comes, after opencode's own retries, as one `{"type":"error","error":
+  {"name":"APIError","data":{"message","statusCode","isRetryable"}}}` line and exit 1.
+  Offline it retries its provider for ever, printing nothing: limits.tick_timeout ends it.
+
+`retry_match` is the transient failure of each CLI (rate limits, overload) as its output
+shows it; anything else is not retried.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
+
+# Rate limits and overload, as HTTP codes and as the APIs' error names.
+RETRY_MATCH = r"(?i)rate.?limit|overloaded|too many requests|resource.?exhausted|\b(429|529)\b"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "claude": {
@@ -30,6 +42,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             " < {prompt_file}"
         ),
         "cost": {"type": "result", "pointer": "/total_cost_usd", "mode": "total"},
+        # Anthropic's API: 429 rate_limit_error, 529 overloaded_error.
+        "retry_match": r"(?i)rate_limit_error|overloaded_error|rate limit|\b(429|529)\b",
     },
     "codex": {
         "tick": "codex exec --json --skip-git-repo-check --ephemeral -",
@@ -38,16 +52,26 @@ PRESETS: dict[str, dict[str, Any]] = {
             " - < {prompt_file}"
         ),
         "cost": None,
+        "retry_match": r"(?i)\b429\b|too many requests|rate.?limit|overloaded|server_error",
     },
     "gemini": {
         "tick": 'gemini -p "" --output-format json --skip-trust',
         "worker": 'gemini --yolo --skip-trust -p "" --output-format stream-json < {prompt_file}',
         "cost": None,
+        # Google's API: 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE ("model is overloaded").
+        "retry_match": r"(?i)RESOURCE_EXHAUSTED|\b(429|503)\b|overloaded|rate.?limit",
     },
     "pi": {
         "tick": "pi -p --mode json --no-session",
         "worker": "pi -p --mode json < {prompt_file}",
         "cost": {"type": "message_end", "pointer": "/message/usage/cost/total", "mode": "sum"},
+    },
+    "opencode": {
+        "tick": "opencode run --format json",
+        "worker": "opencode run --format json --auto < {prompt_file}",
+        "cost": {"type": "step_finish", "pointer": "/part/cost", "mode": "sum"},
+        # Its error event says whether the provider's error is retryable (429, 529…).
+        "retry_match": r'"isRetryable":\s*true|rate_limit_error|overloaded_error',
     },
     # The offline example decider shipped with looopbot: for trying the loop, not deciding.
     "example": {
@@ -79,5 +103,7 @@ CLI: dict[str, CliInstall] = {
     "pi": CliInstall(
         "@mariozechner/pi-coding-agent@0.73.1", "ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"
     ),
+    # opencode reads the key of each provider it is given; pick the model with `-m`.
+    "opencode": CliInstall("opencode-ai@1.18.33", "ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
     # `example` ships inside looopbot: nothing to install, no key.
 }

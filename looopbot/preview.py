@@ -131,6 +131,9 @@ def preview(dd: DataDir, base: str) -> Preview:
             whose = "by this change" if path in ours else "already, before this change"
             why.append(f"{path} {verb} since the last decision ({whose})")
         return Preview(base, changes, "yes", why)
+    due, later = _schedules(dd, changes)
+    if due:
+        return Preview(base, changes, "yes", due)
     sensors = [c.path for c in changes if c.kind == "sensor"]
     if sensors:
         return Preview(
@@ -139,7 +142,38 @@ def preview(dd: DataDir, base: str) -> Preview:
             "maybe",
             [f"{', '.join(sensors)}: the next beat runs it and wakes only if a signal changes"],
         )
-    return Preview(base, changes, "no", ["the desired state is the one the loop last decided on"])
+    return Preview(
+        base, changes, "no", ["the desired state is the one the loop last decided on", *later]
+    )
+
+
+def _schedules(dd: DataDir, changes: list[Change]) -> tuple[list[str], list[str]]:
+    """The changed schedules that are due (or broken) now — they wake the next beat — and
+    the ones that wake the loop later, when they fall due."""
+    import time
+
+    from looopbot.schedules import store
+    from looopbot.schedules.spec import iso
+
+    due: list[str] = []
+    later: list[str] = []
+    now = time.time()
+    for c in changes:
+        name = c.path[len("schedules/") : -len(".yaml")]
+        if c.kind != "schedule" or c.change == "removed" or store.path_of(name) != c.path:
+            continue
+        entry = store.read_one(dd, name)
+        if entry is None:
+            continue
+        s = entry.schedule
+        if s is None:
+            due.append(f"{c.path} cannot be used ({entry.problem}): the next beat wakes for it")
+        elif s.is_due(now):
+            due.append(f"{c.path} is due now: the next beat wakes for it")
+        else:
+            assert s.due is not None
+            later.append(f"{c.path} wakes the loop when it falls due, at {iso(s.due)}")
+    return due, later
 
 
 def markdown(p: Preview) -> str:

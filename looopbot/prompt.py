@@ -16,6 +16,8 @@ from looopbot.actions import ACTION_NAMES, WORKER_ACTIONS, catalogue
 from looopbot.text import age
 
 PLAYBOOK_CAP = 16 * 1024
+CONSTITUTION_CAP = 16 * 1024
+FAIR_SHOWN = 3  # goals named in FAIRNESS
 GOAL_CAP = 8 * 1024
 PROMPT_CAP = 256 * 1024
 
@@ -35,6 +37,10 @@ class PromptInput(NamedTuple):
     goal_acted: Mapping[str, float | None] = {}  # never mutated
     # This run's decision file (data-dir relative); empty when no run is under way.
     decision_file: str = ""
+    constitution: str = ""  # CONSTITUTION.md as committed; "" when there is none
+    asks: Sequence[str] = ()  # one line per pending ask
+    # The due (and broken) schedules: sys-schedules' signal items with their detail.
+    due_schedules: Sequence[Mapping[str, Any]] = ()
 
 
 def escape(text: str) -> str:
@@ -63,14 +69,27 @@ WORKERS_HELP = """\
 Workers do longer work for you: start_worker starts an agent in its own git worktree on
 branch looopbot/worker/<id>, with your prompt as its task (an optional "verify" shell command
 judges it done). Its state, exit code, verify verdict and any question it flagged ("note")
-show in snapshots/sys-workers.json; a flagged worker waits for an answer on its stdin:
-steer_session sends it a line (that is how you answer; a human can also answer with
-`looopbot answer`), send_key sends keys, restart_session restarts it in the same worktree.
-One worker per id while it runs; start one for a goal with the goal's id. Named claims
-(snapshots/sys-claims.json) show who holds a shared resource. A worker's branch is its
-deliverable: merging it is a human's step. A worker's "pr" is the draft pull request looopbot
-opened for it (pending, open, merged, closed): "merged" is a human's approval of the
-irreversible steps that worker prepared — wait for it; never merge one yourself.
+show in snapshots/sys-workers.json (with a health: busy, waiting, stuck or dead); a worker
+that asked waits for an answer (PENDING ASKS): steer_session sends it a line (that is how you
+answer; a human can also answer with `looopbot answer`), kill_worker ends a stuck one,
+send_key sends keys, restart_session restarts it in the same worktree. An optional "runner"
+names which configured runner's worker command runs it. One worker per id while it runs;
+start one for a goal with the goal's id. Named claims (snapshots/sys-claims.json) show who
+holds a shared resource. A worker's branch is its deliverable: merging it is a human's step.
+A worker's "pr" is the draft pull request looopbot opened for it (pending, open, merged,
+closed): "merged" is a human's approval of the irreversible steps that worker prepared — wait
+for it; never merge one yourself.
+
+"""
+
+
+SCHEDULES_HELP = """\
+Schedules are durable wake-ups, kept in git (schedules/<name>.yaml): write_schedule with "at"
+(an ISO 8601 time with a zone, e.g. 2026-12-07T09:00:00+01:00) for once, or "every" (seconds,
+or 90s, 15m, 1h, 1d) with an optional "start" time for a recurring check, and a "note" saying
+what to check then. When one falls due it wakes the loop and is listed under DUE SCHEDULES;
+the beat that decides on it removes a one-shot and moves a recurring one to its next time.
+Use them for "re-check the deploy tomorrow at 09:00"; next_interval_s is the short nudge.
 
 """
 
@@ -81,6 +100,7 @@ def instructions(p: PromptInput) -> str:
         offered = [a for a in offered if a not in WORKER_ACTIONS]
     lines = [line for line in catalogue() if line.split(":")[0] in offered]
     workers = WORKERS_HELP if "start_worker" in offered else ""
+    workers += SCHEDULES_HELP if "write_schedule" in offered else ""
     where = f" ({p.decision_file})" if p.decision_file else ""
     return f"""You are the decider of looopbot, a control loop for someone's ongoing work. The
 desired state is the PLAYBOOK and the GOALS below; the observed state is the SENSOR READINGS.
@@ -142,7 +162,12 @@ def build(p: PromptInput) -> str:
         f"--- snapshots/{name}.json\n" + escape(_snapshot_text(name, value, p.goal_acted, p.now))
         for name, value in p.snapshots
     )
-    sections: list[tuple[str, str]] = [
+    sections: list[tuple[str, str]] = []
+    if p.constitution.strip():
+        # First, and never cut to fit: the rules every other section answers to.
+        rules = escape(cap(p.constitution, CONSTITUTION_CAP, "CONSTITUTION.md")).rstrip()
+        sections.append(("CONSTITUTION", f"{CONSTITUTION_PREFACE}\n{rules}"))
+    sections += [
         ("", instructions(p)),
         ("PLAYBOOK", escape(cap(p.playbook, PLAYBOOK_CAP, "PLAYBOOK.md")).rstrip()),
         ("GOALS", goals or "(no goals)"),
@@ -161,6 +186,20 @@ def build(p: PromptInput) -> str:
                 ),
             )
         )
+    if p.asks:
+        sections.append(
+            (
+                "PENDING ASKS",
+                escape(
+                    "Workers waiting for a human. Answer one with steer_session (its worker's "
+                    "id, the answer as input; an ask with options takes only one of them), "
+                    "or leave it for a human:\n" + "\n".join(p.asks)
+                ),
+            )
+        )
+    fair = fairness(p.goal_acted, p.now)
+    if fair:
+        sections.append(("FAIRNESS", fair))
     if p.flapping:
         sections.append(
             (
@@ -169,16 +208,68 @@ def build(p: PromptInput) -> str:
                 "part to detail) instead of reacting:\n" + "\n".join(f"- {n}" for n in p.flapping),
             )
         )
+    if p.due_schedules:
+        sections.append(("DUE SCHEDULES", escape(due_schedules(p.due_schedules, p.now))))
     sections.append(("RECENT JOURNAL", escape("\n".join(p.journal)) or "(empty)"))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z (%A)", time.localtime(p.now))
     tail = f"Current local time: {stamp}\n"
     return _fit(sections, tail)
 
 
+CONSTITUTION_PREFACE = (
+    "A human wrote these rules in CONSTITUTION.md. They bind every move, above the PLAYBOOK "
+    "and the GOALS; no action can change them (only a human's commit can)."
+)
+
+
+def fairness(goal_acted: Mapping[str, float | None], now: float) -> str:
+    """The goals left alone longest, so one loud goal cannot starve the rest; empty with
+    fewer than two goals (nothing to be fair between)."""
+    if len(goal_acted) < 2:
+        return ""
+    # Never acted on first (as the oldest), then by when; the id breaks ties stably.
+    order = sorted(goal_acted.items(), key=lambda kv: (kv[1] is not None, kv[1] or 0.0, kv[0]))
+    lines = [
+        f"- {gid}: " + ("never acted on" if t is None else f"last acted on {age(now - t)} ago")
+        for gid, t in order[:FAIR_SHOWN]
+    ]
+    return (
+        "The goals you have left alone longest. Unless something more urgent needs the move, "
+        "give one of them a turn:\n" + "\n".join(lines)
+    )
+
+
+def due_schedules(items: Sequence[Mapping[str, Any]], now: float) -> str:
+    """One line per due schedule, with its note and how overdue it is (ages are rendered
+    here, from `now`, never stored); then the broken ones."""
+    lines = [
+        "These fell due. Whatever you decide on this beat handles them: a one-shot is then "
+        "removed and a recurring one moves to its next time (write_schedule to be reminded "
+        "again)."
+    ]
+    for item in items:
+        name = item.get("name")
+        if item.get("error"):
+            lines.append(f"- {name}: BROKEN ({item.get('error')}) — fix or delete it")
+            continue
+        due = item.get("due")
+        kind = f"every {age(item['every'])}" if isinstance(item.get("every"), int) else "once"
+        if isinstance(due, int | float):
+            stamp = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(due))
+            when = f"due {stamp}, {age(now - due)} overdue"
+        else:
+            when = "due since it was written"
+        goal = f", goal {item['goal']}" if item.get("goal") else ""
+        note = " ".join(str(item.get("note", "")).split())
+        lines.append(f"- {name} ({kind}, {when}{goal}): {note}")
+    return "\n".join(lines)
+
+
 # When the whole prompt is over the cap, these are cut first, in this order.
 # LAST FAILURE and FLAPPING SENSORS are short in practice but unbounded (a runner's error text).
 _CUT_ORDER = (
     "SENSOR READINGS",
+    "DUE SCHEDULES",
     "RECENT JOURNAL",
     "GOALS",
     "WHAT CHANGED",

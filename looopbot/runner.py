@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
+import shlex
 import shutil
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from looopbot import proc, runs
-from looopbot.config import Config
+from looopbot.config import Config, Runner
 from looopbot.datadir import DataDir
 from looopbot.extract import find_decision, read_cost, runner_errors
 from looopbot.fsutil import drop_dead_temp_files, write_atomic
@@ -20,13 +24,23 @@ from looopbot.text import one_line
 STDOUT_LIMIT = 64 * 1024 * 1024
 
 
+class Attempt(NamedTuple):
+    """A runner call that failed transiently and was tried again."""
+
+    at: float
+    error: str
+    cost_usd: float | None
+
+
 class Ran(NamedTuple):
-    """What one runner call produced: a decision object, or the reason there is none."""
+    """What the runner produced: a decision object, or the reason there is none. `retried`
+    lists the calls before the last one, which each cost what they cost."""
 
     decision: dict[str, Any] | None
     error: str | None
     cost_usd: float | None
     run_dir: Path
+    retried: tuple[Attempt, ...] = ()
 
 
 def self_bin() -> str:
@@ -58,6 +72,8 @@ def runner_env(dd: DataDir, run_id: str) -> dict[str, str]:
 
 
 def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
+    """Run the tick command; a transient failure (its output matches the runner's
+    `retry_match`) is tried again, up to `retries` times, before it is the beat's failure."""
     run_dir = dd.runs / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.prune(dd, config.limits.runs_keep, run_id)
@@ -65,14 +81,53 @@ def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
         drop_dead_temp_files(kept)
     write_atomic(run_dir / "prompt.md", prompt)
     runner = config.runner
+    retried: list[Attempt] = []
+    while True:
+        started = time.time()
+        result, stdout = _call(dd, config, prompt, run_id, run_dir)
+        cost = read_cost(stdout, runner.cost)
+        error = _failure(result, stdout, config)
+        if error is None or len(retried) >= runner.retries:
+            break
+        if not _transient(result, stdout, runner):
+            break
+        retried.append(Attempt(round(started, 3), error, cost))
+        # The failed call's decision file, if any, must not be read as the next one's.
+        (run_dir / "decision.json").unlink(missing_ok=True)
+        wait = runner.retry_sleep * random.uniform(0.5, 1.5)  # jitter: clones do not retry in step
+        with (run_dir / "output.log").open("ab") as log:
+            log.write(
+                f"\n--- looopbot: transient failure, attempt {len(retried) + 1} of "
+                f"{runner.retries + 1} in {wait:.1f}s: {error}\n".encode()
+            )
+        time.sleep(wait)
+    decision: dict[str, Any] | None = None
+    if error is None:
+        decision, error = _read_decision(dd, run_dir, result, stdout)
+    if error is not None and retried:
+        error += f" (after {len(retried) + 1} attempts)"
+    return Ran(decision, error, cost, run_dir, tuple(retried))
+
+
+def _call(
+    dd: DataDir, config: Config, prompt: str, run_id: str, run_dir: Path
+) -> tuple[proc.Result, str]:
+    """One run of the tick command: the prompt on stdin, or as the file `{prompt_file}`
+    names when the command has one (for CLIs that take a file, or a prompt too big for
+    their argument)."""
+    tick = config.runner.tick
+    stdin: bytes | None = prompt.encode()
+    if "{prompt_file}" in tick:
+        tick = tick.replace("{prompt_file}", shlex.quote(str(run_dir / "prompt.md")))
+        stdin = None
     try:
         result = proc.run(
             proc.Spec(
-                argv=["bash", "-c", runner.tick],
+                argv=["bash", "-c", tick],
                 cwd=dd.root,
                 env=runner_env(dd, run_id),
                 timeout=config.limits.tick_timeout,
-                stdin=prompt.encode(),
+                stdin=stdin,
                 stdout_limit=STDOUT_LIMIT,
                 stderr_tail=4096,
                 log=run_dir / "output.log",
@@ -81,13 +136,16 @@ def decide(dd: DataDir, config: Config, prompt: str, run_id: str) -> Ran:
         )
     finally:
         dd.scratch(runs.RUNNER_NOTE).unlink(missing_ok=True)
-    stdout = result.stdout.decode("utf-8", errors="replace")
-    cost = read_cost(stdout, runner.cost)
-    error = _failure(result, stdout, config)
-    decision: dict[str, Any] | None = None
-    if error is None:
-        decision, error = _read_decision(dd, run_dir, result, stdout)
-    return Ran(decision, error, cost, run_dir)
+    return result, result.stdout.decode("utf-8", errors="replace")
+
+
+def _transient(result: proc.Result, stdout: str, runner: Runner) -> bool:
+    """A failure worth a second call: the runner ran and said it was rate limited or
+    overloaded. A timeout, a spawn error or oversized output is not (it would recur)."""
+    if result.spawn_error is not None or result.timed_out or result.too_large:
+        return False
+    said = stdout[-65536:] + "\n" + result.stderr.decode("utf-8", errors="replace")
+    return re.search(runner.retry_match, said) is not None
 
 
 def _read_decision(

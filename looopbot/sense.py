@@ -189,12 +189,23 @@ def goals_snapshot(goal_acted: Mapping[str, float], goal_ids: list[str]) -> dict
 
 
 def system_snapshots(
-    dd: DataDir, goal_acted: Mapping[str, float], goal_ids: list[str]
+    dd: DataDir,
+    goal_acted: Mapping[str, float],
+    goal_ids: list[str],
+    *,
+    now: float,
+    stuck_after: float,
 ) -> dict[str, Any]:
-    """sys-goals, sys-workers, sys-claims: computed in-process, never failing."""
+    """sys-goals, sys-workers, sys-claims, sys-schedules: computed in-process, never failing.
+    `stuck_after` is limits.worker_stuck_after, for the workers' health."""
+    from looopbot.schedules import store as schedules
     from looopbot.workers import system
 
-    return {"sys-goals": goals_snapshot(goal_acted, goal_ids), **system.snapshots(dd)}
+    return {
+        "sys-goals": goals_snapshot(goal_acted, goal_ids),
+        **system.snapshots(dd, stuck_after=stuck_after),
+        schedules.NAME: schedules.snapshot(dd, now),
+    }
 
 
 def snapshot_bytes(value: Any) -> bytes:

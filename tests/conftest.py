@@ -166,6 +166,17 @@ def make_repo(tmp_path: Path, *, sensors: bool = False) -> Repo:
     return repo
 
 
+def installed(name: str, path: Path | str | None) -> Path:
+    """A tool the README's test command (or .ci/run) installs: the test is skipped with the
+    reason when it is missing here, but fails under CI=true, where it must be there."""
+    if path is not None and Path(path).exists():
+        return Path(path)
+    why = f"{name} is not installed: run the README's test command"
+    if os.environ.get("CI") == "true":
+        pytest.fail(why + " (CI=true: it must be)")
+    pytest.skip(why)
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[Repo]:
     yield make_repo(tmp_path)

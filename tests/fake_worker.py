@@ -9,6 +9,8 @@ Wired as the runner's worker command (`LOOOPBOT_WORKER_COMMAND="python fake_work
     report: true      write reports/<id>.md and commit it on the current branch
     commit: TEXT      append TEXT to reports/<id>.md and commit it (subject: TEXT)
     flag: TEXT        run `$LOOOPBOT_BIN flag <id> TEXT`
+    ask: {question, options?, out, no_wait?}   run `$LOOOPBOT_BIN ask <id> …` and append
+                      what it printed (the ask id, then the answer) to `out`
     read: N, echo: PATH   read N lines from stdin, appending each to PATH
     hang: true        then sleep until killed
     exit: N           exit code (default 0)
@@ -57,6 +59,13 @@ def main() -> int:
         subprocess.run(["git", "commit", "-qm", spec["commit"]], check=True)
     if "flag" in spec:
         subprocess.run([os.environ["LOOOPBOT_BIN"], "flag", wid, spec["flag"]], check=True)
+    if "ask" in spec:
+        a = spec["ask"]
+        argv = [os.environ["LOOOPBOT_BIN"], "ask", wid, a["question"]]
+        argv += ["--options", a["options"]] if "options" in a else []
+        argv += ["--no-wait"] if a.get("no_wait") else []
+        done = subprocess.run(argv, capture_output=True, text=True)
+        append(a["out"], done.stdout.strip() + f"\nexit {done.returncode}")
     for _ in range(spec.get("read", 0)):
         line = sys.stdin.readline()
         if not line:

@@ -43,6 +43,7 @@ class _Scripted(NamedTuple):
     status: int
     headers: dict[str, str]
     body: dict[str, Any]
+    path: str | None = None  # only a request for this path meets it
 
 
 def fixture(name: str) -> Any:
@@ -119,13 +120,14 @@ class FakeGitHub:
         headers: dict[str, str] | None = None,
         errors: list[Any] | None = None,
         times: int = 1,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `times` requests, whatever they ask, with this error."""
+        """Answer the next `times` requests (for `path` only, when given) with this error."""
         body: dict[str, Any] = {"message": message or f"HTTP {status}", "documentation_url": DOCS}
         if errors:
             body["errors"] = errors
         with self._lock:
-            self._script.extend([_Scripted(status, headers or {}, body)] * times)
+            self._script.extend([_Scripted(status, headers or {}, body, path)] * times)
 
     def requests(self, path: str | None = None) -> list[Logged]:
         with self._lock:
@@ -136,7 +138,8 @@ class FakeGitHub:
     ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             delay = self._delays.pop(0) if self._delays else 0.0
-            scripted = self._script.pop(0) if self._script else None
+            due = [i for i, e in enumerate(self._script) if e.path in (None, path)]
+            scripted = self._script.pop(due[0]) if due else None
             pages = self.routes.get(path) if method == "GET" else None
         if delay:
             time.sleep(delay)

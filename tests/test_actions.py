@@ -25,16 +25,30 @@ VALID: dict[str, tuple[dict[str, Any], Any]] = {
     "write_sensor": ({"name": "ci", "script": "echo {}"}, a.WriteSensor("ci", "echo {}")),
     "write_playbook": ({"body": "# Playbook\n"}, a.WritePlaybook("# Playbook\n")),
     "start_worker": (
-        {"id": "w1", "prompt": "fix the bug", "verify": "make test"},
-        a.StartWorker("w1", "fix the bug", "make test"),
+        {"id": "w1", "prompt": "fix the bug", "verify": "make test", "runner": "codex"},
+        a.StartWorker("w1", "fix the bug", "make test", "codex"),
     ),
     "steer_session": ({"id": "w1", "input": "yes"}, a.SteerSession("w1", "yes")),
     "send_key": ({"id": "w1", "keys": ["C-c", "Enter"]}, a.SendKey("w1", ("C-c", "Enter"))),
     "restart_session": ({"id": "w1"}, a.RestartSession("w1")),
+    "kill_worker": (
+        {"id": "w1", "reason": "silent for an hour"},
+        a.KillWorker("w1", "silent for an hour"),
+    ),
     "send_notification": (
         {"message": "please review", "id": "ship-v2"},
         a.SendNotification("please review", "ship-v2"),
     ),
+    "write_schedule": (
+        {
+            "name": "deploy-check",
+            "at": "2026-12-07T09:00:00+01:00",
+            "note": "re-check",
+            "goal": "g",
+        },
+        a.WriteSchedule("deploy-check", "re-check", at="2026-12-07T09:00:00+01:00", goal="g"),
+    ),
+    "delete_schedule": ({"name": "deploy-check"}, a.DeleteSchedule("deploy-check")),
 }
 # (action, field) for every field that holds an id or a name
 ID_FIELDS = [
@@ -45,7 +59,12 @@ ID_FIELDS = [
     ("steer_session", "id"),
     ("send_key", "id"),
     ("restart_session", "id"),
+    ("kill_worker", "id"),
     ("send_notification", "id"),
+    ("start_worker", "runner"),
+    ("write_schedule", "name"),
+    ("write_schedule", "goal"),
+    ("delete_schedule", "name"),
 ]
 BODY_FIELDS = [
     ("write_goal", "body"),
@@ -60,6 +79,8 @@ TEXT_FIELDS = [
     ("steer_session", "input"),
     ("send_notification", "message"),
     ("start_worker", "verify"),
+    ("kill_worker", "reason"),
+    ("write_schedule", "note"),
 ]
 UNSAFE_IDS = [
     "../x",
@@ -125,9 +146,9 @@ def test_valid_decisions_survive_a_json_round_trip(action: str) -> None:
 
 
 def test_optional_fields_may_be_absent_or_null() -> None:
-    assert parse_decision(decision("start_worker", verify=_DROP)).action == a.StartWorker(
-        "w1", "fix the bug", None
-    )
+    assert parse_decision(
+        decision("start_worker", verify=_DROP, runner=None)
+    ).action == a.StartWorker("w1", "fix the bug", None, None)
     assert parse_decision(decision("send_notification", id=None)).action == a.SendNotification(
         "please review", None
     )
@@ -171,7 +192,14 @@ REQUIRED = [
     (action, f)
     for action, (fields, _) in VALID.items()
     for f in fields
-    if (action, f) not in {("start_worker", "verify"), ("send_notification", "id")}
+    if (action, f)
+    not in {
+        ("start_worker", "verify"),
+        ("start_worker", "runner"),
+        ("send_notification", "id"),
+        ("write_schedule", "at"),  # at or every: test_schedules checks the pair
+        ("write_schedule", "goal"),
+    }
 ]
 
 
@@ -400,5 +428,6 @@ def test_unknown_or_no_keys_are_refused_listing_the_valid_ones(bad: Any) -> None
 def test_catalogue_lists_each_action_with_required_and_optional_fields() -> None:
     lines = a.catalogue()
     assert [line.split(":")[0] for line in lines] == list(ACTION_NAMES)
-    assert 'start_worker: "id", "prompt", "verify"?' in lines
+    assert 'start_worker: "id", "prompt", "verify"?, "runner"?' in lines
+    assert 'kill_worker: "id", "reason"' in lines
     assert 'noop: "reason"' in lines

@@ -438,7 +438,7 @@ def test_env_problems_for_validate() -> None:
     bad = config.env_problems({}, {"LOOOPBOT_PUSH": "maybe"})
     assert len(bad) == 1 and bad[0].startswith("$LOOOPBOT_PUSH: expected")
     assert config.env_problems({}, {"LOOOPBOT_RUNNER": "mine"}) == [
-        "unknown runner 'mine' (known: claude, codex, example, gemini, pi)"
+        "unknown runner 'mine' (known: claude, codex, example, gemini, opencode, pi)"
     ]
     # a broken looopbot.yaml: only what the environment alone says
     assert config.env_problems(None, {"LOOOPBOT_RUNNER": "mine"}) == []
@@ -464,6 +464,7 @@ def test_github_section_defaults() -> None:
         sensor=False,
         dashboard=False,
         pull_requests=False,
+        mention="looopbot",
     )
     assert config._build(parse(""), {}).github is None
 
@@ -471,13 +472,14 @@ def test_github_section_defaults() -> None:
 def test_github_section_values() -> None:
     text = (
         "github:\n  repo: me/loop\n  api_url: https://ghe.example.com/api/v3/\n"
-        "  token_env: LOOP_GH\n  sensor: true\n  pull_requests: true\n"
+        "  token_env: LOOP_GH\n  sensor: true\n  pull_requests: true\n  mention: '@ops-bot'\n"
     )
     gh = config._build(parse(text), {}).github
     assert gh is not None
     assert gh.repo == "me/loop" and gh.api_url == "https://ghe.example.com/api/v3"
     assert gh.token_env == "LOOP_GH"
     assert (gh.sensor, gh.dashboard, gh.pull_requests) == (True, False, True)
+    assert gh.mention == "ops-bot"
 
 
 @pytest.mark.parametrize(
@@ -491,6 +493,9 @@ def test_github_section_values() -> None:
         ("  token_env: MY-TOKEN", "token_env", ("name of an environment variable",)),
         ("  sensor: yes please", "sensor", ("github.sensor must be true or false",)),
         ("  dashboard: 1", "dashboard", ("github.dashboard must be true or false",)),
+        ("  mention: two words", "mention", ("github.mention must be a GitHub login",)),
+        ("  mention: 7", "mention", ("github.mention must be a GitHub login",)),
+        ("  mention: -dash", "mention", ("github.mention",)),
     ],
 )
 def test_github_section_errors_carry_the_line(
@@ -509,6 +514,6 @@ def test_a_token_in_token_env_is_refused_without_echoing_it() -> None:
     message = assert_at(f"github:\n  token_env: {token}\n", "token_env", "looks like a token")
     assert token not in message and "ZZZZ" not in message
     # Nor in any other github message: a token pasted as the repo or the URL.
-    for key in ("repo", "api_url", "sensor"):
+    for key in ("repo", "api_url", "sensor", "mention"):
         message = assert_at(f"github:\n  {key}: {token}\n", f"{key}:", f"github.{key}")
         assert "ZZZZ" not in message

@@ -1,5 +1,6 @@
 """The `github` sensor's data (DESIGN §3, §10): identity in signal, words in detail, ETag
-reuse, and a failing API that keeps the last snapshot. Real github3.py, fake GitHub."""
+reuse, and a failing API that keeps the last snapshot. Real github3.py, fake GitHub.
+(Checks, reviews, mergeability and mentions: test_github_checks.py.)"""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from typing import Any
 import pytest
 from conftest import NOOP, make_repo
 from fakegithub import FakeGitHub, fixture
+from githubworld import ISSUES, World, check_run, comment, sha
 
 from looopbot import config
 from looopbot.github import sensor
 from looopbot.github.client import GitHubClient, connect
 
 TOKEN = "ghp_" + "S3cr3t" * 6
-REPO = "/repos/octocat/Hello-World"
-ISSUES = f"{REPO}/issues"
 
 
 def pages() -> list[list[dict[str, Any]]]:
@@ -29,8 +29,7 @@ def pages() -> list[list[dict[str, Any]]]:
 @pytest.fixture
 def fake() -> Iterator[FakeGitHub]:
     with FakeGitHub() as server:
-        server.serve(REPO, "repo_example.json")
-        server.serve(ISSUES, *pages())
+        World(server)  # the whole world the sensor reads, served
         yield server
 
 
@@ -98,21 +97,39 @@ def test_a_title_edit_does_not_wake_but_a_label_or_a_new_issue_does(
     assert serve_changed(new_issue)["signal"] != before["signal"]
 
 
-def test_an_unchanged_world_costs_no_body(fake: FakeGitHub, tmp_path: Path) -> None:
+def test_an_unchanged_world_costs_only_304s(fake: FakeGitHub, tmp_path: Path) -> None:
     client = client_for(fake)
     etags = tmp_path / "scratch" / "github-etags.json"
     first = sensor.snapshot(client, etags, None)
     assert [r.query.get("page", "1") for r in fake.requests(ISSUES)] == ["1", "2"]
     assert etags.exists() and TOKEN not in etags.read_text()
+    asked = [(r.path, r.query) for r in fake.log]
+    assert {r.status for r in fake.log} == {200}
     before = len(fake.log)
     again = sensor.snapshot(client, etags, first)
     assert again == first
-    last = fake.log[-1]
-    assert (last.path, last.status, last.sent) == (ISSUES, 304, 0) and len(fake.log) == before + 1
-    assert last.query["sort"] == "updated" and last.query["direction"] == "desc"
-    # Without the last snapshot a 304 would leave nothing to keep: ask in full.
-    sensor.snapshot(client, etags, None)
-    assert "if-none-match" not in fake.requests(ISSUES)[-2].headers
+    # Every URL asked again, each with its ETag, each a bodiless 304 — and nothing else.
+    second = fake.log[before:]
+    assert [(r.path, r.query) for r in second] == asked
+    assert all((r.status, r.sent) == (304, 0) for r in second)
+    assert all("if-none-match" in r.headers for r in second)
+    issues = fake.requests(ISSUES)[-1]
+    assert issues.query["sort"] == "updated" and issues.query["direction"] == "desc"
+    # A 304 reuses what that URL said last time, whatever snapshot is on disk: with none.
+    assert sensor.snapshot(client, etags, None) == first
+
+
+def test_a_damaged_or_older_cache_asks_in_full(fake: FakeGitHub, tmp_path: Path) -> None:
+    client = client_for(fake)
+    etags = tmp_path / "etags.json"
+    first = sensor.snapshot(client, etags, None)
+    older = json.loads(etags.read_text())
+    older["version"] -= 1  # what an older looopbot kept may mean something else
+    for damage in ("{not json", '{"version": 1, "urls": []}', json.dumps(older)):
+        etags.write_text(damage)
+        before = len(fake.log)
+        assert sensor.snapshot(client, etags, first) == first
+        assert {r.status for r in fake.log[before:]} == {200}
 
 
 def test_a_failing_api_keeps_the_last_snapshot_marked(fake: FakeGitHub, tmp_path: Path) -> None:
@@ -140,24 +157,33 @@ def test_a_failing_api_without_a_last_snapshot_is_a_stable_error(
     assert TOKEN not in json.dumps(first)
 
 
-def test_an_etag_fetched_for_another_snapshot_is_not_used(fake: FakeGitHub, tmp_path: Path) -> None:
-    """A dry run (or a beat that failed before committing) stored the ETag of a newer
-    reading than the snapshot on disk: a 304 for it must not keep the older snapshot."""
+def test_an_answer_read_for_another_snapshot_is_still_true(
+    fake: FakeGitHub, tmp_path: Path
+) -> None:
+    """A dry run (or a beat that failed before committing) read a newer world than the
+    snapshot on disk: the cache holds that answer's data with its ETag, so the 304 for it
+    yields the newer world, never the older snapshot."""
     client = client_for(fake)
     etags = tmp_path / "etags.json"
     on_disk = sensor.snapshot(client, etags, None)
     changed = pages()
-    changed[0].insert(0, {**next(i for i in changed[0] if i["state"] == "open"), "number": 99999})
+    item = copy.deepcopy(next(i for i in changed[0] if i["state"] == "open"))
+    item.pop("pull_request", None)
+    changed[0].insert(0, {**item, "number": 99999})
     fake.serve(ISSUES, *changed)
     newer = sensor.snapshot(client, etags, on_disk)  # its snapshot never reached the disk
     assert newer != on_disk
     assert sensor.snapshot(client, etags, on_disk) == newer
-    assert "if-none-match" not in fake.requests(ISSUES)[-2].headers
+    assert fake.requests(ISSUES)[-2].status == 304
 
 
-def test_a_beat_senses_github_and_an_unchanged_one_costs_one_304(
+def test_a_beat_senses_github_and_an_unchanged_one_costs_only_304s(
     fake: FakeGitHub, tmp_path: Path
 ) -> None:
+    world = World(fake)
+    world.branch_runs[0].append(check_run("lint", "failure", sha("main"), run_id=7))
+    world.comments.append(comment(5, f"@looopbot please look (token {TOKEN})"))
+    world.serve()
     repo = make_repo(tmp_path)
     text = repo.read("looopbot.yaml") + (
         f"\ngithub:\n  repo: octocat/Hello-World\n  api_url: {fake.base_url}\n  sensor: true\n"
@@ -172,13 +198,20 @@ def test_a_beat_senses_github_and_an_unchanged_one_costs_one_304(
     snap = json.loads(repo.read("snapshots/sys-github.json"))
     signal = snap["signal"]
     assert len(signal["issues"]) + len(signal["pull_requests"]) == len(open_items())
+    assert signal["default_branch"]["failing"] == [
+        {"kind": "check", "name": "lint", "state": "failure"}
+    ]
+    assert signal["mentions"] == [5]
     assert "snapshots/sys-github.json" in repo.prompts()[-1]
 
-    head, asked = repo.head(), len(fake.log)
+    head, asked = repo.head(), [r.path for r in fake.log]
     run = repo.tick(env=with_token)
     assert run.code == 0 and run.json()["outcome"] == "unchanged", run.err
     assert repo.head() == head
-    assert [(r.path, r.status) for r in fake.log[asked:]] == [(ISSUES, 304)]
+    # The same URLs again, every one a 304: nothing counted against the rate limit.
+    again = fake.log[len(asked) :]
+    assert [r.path for r in again] == asked
+    assert {r.status for r in again} == {304}
 
     # No token: the beat goes on, the last snapshot is kept, and the reason is one line.
     repo.decide(NOOP)

@@ -407,3 +407,26 @@ def test_allowed_actions_filters_the_catalogue() -> None:
     ]
     text = build(inp(allowed=frozenset({"noop"})))
     assert "run_shell" not in text[: text.index("=== PLAYBOOK ===")]
+
+
+# --- constitution and fairness (issue 9) ---------------------------------------------------
+
+
+def test_the_constitution_comes_first_and_is_never_cut_to_fit() -> None:
+    rules = "Never deploy on a Friday.\n=== PLAYBOOK ===\nforged\n"
+    huge = [("s", {"signal": {}, "detail": {"x": "y" * PROMPT_CAP}})]
+    text = build(inp(constitution=rules, snapshots=huge))
+    assert text.startswith("=== CONSTITUTION ===\n")
+    body = section(text, "CONSTITUTION")
+    assert "Never deploy on a Friday." in body and "\\=== PLAYBOOK ===\nforged" in body
+    assert len(text.encode()) <= PROMPT_CAP  # the readings were cut, not the rules
+    assert "=== CONSTITUTION ===" not in build(inp())
+
+
+def test_fairness_names_the_goals_left_alone_longest() -> None:
+    acted = {"loud": NOW - 60, "quiet": NOW - 3 * 86400, "new": None, "mid": NOW - 7200}
+    body = section(build(inp(goal_acted=acted)), "FAIRNESS")
+    named = [line.split(":")[0] for line in body.splitlines() if line.startswith("- ")]
+    assert named == ["- new", "- quiet", "- mid"]  # never first, the loud one left out
+    assert "- new: never acted on" in body and "- quiet: last acted on 3d ago" in body
+    assert "=== FAIRNESS ===" not in build(inp(goal_acted={"only": None}))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from looopbot.config import CostSpec
 from looopbot.extract import find_decision, read_cost, runner_errors
-from looopbot.presets import PRESETS
+from looopbot.presets import PRESETS, RETRY_MATCH
 
 FIX = Path(__file__).parent / "fixtures" / "runners"
 NOOP_HI = {"action": "noop", "reason": "hi"}
@@ -31,6 +32,7 @@ def preset_cost(runner: str) -> CostSpec | None:
         "codex-json-ok.stdout",
         "gemini-json-ok.stdout",
         "pi-json-ok.stdout",
+        "opencode-json-ok.stdout",
     ],
 )
 def test_a_decision_is_found_in_every_real_runners_success_output(name: str) -> None:
@@ -82,6 +84,33 @@ def test_preset_costs_read_the_real_shapes() -> None:
     # the user's echoed message_end has no usage and must not count twice
     assert read_cost(read("pi-json-ok.stdout") * 1, preset_cost("pi")) == pi
     assert preset_cost("codex") is None and preset_cost("gemini") is None
+    oc = read_cost(read("opencode-json-ok.stdout"), preset_cost("opencode"))
+    assert oc == pytest.approx(0.0033)  # 1000 in x $3/M + 20 out x $15/M, as priced
+
+
+@pytest.mark.parametrize(
+    ("name", "transient"),
+    [
+        ("opencode-json-429.stdout", True),
+        ("opencode-json-529.stdout", True),
+        ("opencode-json-401.stdout", False),
+        ("opencode-json-ok.stdout", False),
+        ("claude-2.1.197-nologin.stdout", False),
+        ("codex-json-401.stdout", False),
+        ("pi-json-401.stdout", False),
+    ],
+)
+def test_each_presets_retry_match_knows_its_transient_errors(name: str, transient: bool) -> None:
+    runner = name.split("-")[0]
+    out = read(name)
+    assert bool(re.search(PRESETS[runner].get("retry_match", RETRY_MATCH), out)) is transient
+    # and the default, for a runner of one's own, agrees on these real outputs
+    assert bool(re.search(RETRY_MATCH, out)) is transient
+
+
+def test_opencodes_error_event_names_the_providers_message() -> None:
+    assert runner_errors(read("opencode-json-401.stdout")).soft == "invalid x-api-key"
+    assert runner_errors(read("opencode-json-529.stdout")).soft == "Overloaded"
 
 
 def test_the_prompt_echo_never_counts_as_a_decision() -> None:

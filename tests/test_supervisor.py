@@ -97,7 +97,7 @@ def test_start_makes_branch_worktree_brief_and_the_work_stays_on_its_branch(fl: 
     assert fl.repo.head() == main_before
     assert not (fl.repo.root / "reports" / "w1.md").exists()
     assert "committed the report" in p.log.read_text()
-    snap = fleet.snapshot(fl.dd)
+    snap = fleet.snapshot(fl.dd, 900)
     assert snap["signal"] == [{"id": "w1", "state": "exited", "exit_code": 0}]
     assert snap["detail"]["counts"] == {"exited": 1}
     assert snap["detail"]["workers"]["w1"]["ended_at"] == done.ended_at
@@ -119,15 +119,21 @@ def test_steer_text_and_an_answer_reach_stdin_and_the_flag_shows_while_live(fl: 
     end = time.monotonic() + 30
     while not flag.exists() and time.monotonic() < end:
         time.sleep(0.02)
-    (item,) = fleet.snapshot(fl.dd)["signal"]
-    assert item == {"id": "ask", "state": "running", "exit_code": None, "note": "deploy to prod?"}
+    (item,) = fleet.snapshot(fl.dd, 900)["signal"]
+    assert item == {
+        "id": "ask",
+        "state": "running",
+        "exit_code": None,
+        "note": "deploy to prod?",
+        "health": "waiting",  # a question raised: waiting, not stuck
+    }
     fleet.steer(fl.dd, "ask", "first line")
     fleet.answer(fl.dd, "ask", "yes, go\n")
     assert wait_lines(echo, 2) == ["first line", "yes, go"]
     assert not flag.exists()
     done = fl.wait("ask")
     assert (done.state, done.exit_code) == ("exited", 0)
-    assert "note" not in fleet.snapshot(fl.dd)["signal"][0]
+    assert "note" not in fleet.snapshot(fl.dd, 900)["signal"][0]
 
 
 def test_keys_are_the_bytes_a_terminal_sends(fl: Fleet) -> None:
@@ -203,7 +209,7 @@ def test_an_unreadable_record_counts_as_full(fl: Fleet) -> None:
     with pytest.raises(LooopbotError, match="counts as full"):
         fl.start("fresh", report=True)
     assert not record.paths(fl.dd, "fresh").dir.exists()
-    assert fleet.snapshot(fl.dd)["signal"] == [
+    assert fleet.snapshot(fl.dd, 900)["signal"] == [
         {"id": "broken", "state": "unreadable", "exit_code": None}
     ]
 
@@ -223,7 +229,7 @@ def test_kill_9_of_the_supervisor_is_lost_never_running_and_housekeeping_ends_it
     assert fl.rec("orphan").state == "running"
     (seen,) = fleet.workers(fl.dd)
     assert seen.state == "lost" and not seen.live
-    assert fleet.snapshot(fl.dd)["signal"][0]["state"] == "lost"
+    assert fleet.snapshot(fl.dd, 900)["signal"][0]["state"] == "lost"
     assert fleet.live_count(fl.dd) == 0
     # Its orphaned group still runs until housekeeping ends it.
     assert wait_dead([worker_pid, grandchild], within=0.2) == [worker_pid, grandchild]
@@ -273,7 +279,7 @@ def test_verify_pass_and_fail(fl: Fleet) -> None:
     good, bad = fl.wait("good"), fl.wait("bad")
     assert (good.exit_code, good.verdict) == (0, "pass")
     assert (bad.exit_code, bad.verdict) == (0, "fail")  # exit 0 alone is not done
-    signal_ = fleet.snapshot(fl.dd)["signal"]
+    signal_ = fleet.snapshot(fl.dd, 900)["signal"]
     assert [s.get("verify") for s in signal_] == ["fail", "pass"]
     assert "checking" in record.paths(fl.dd, "bad").log.read_text()
 
@@ -330,7 +336,7 @@ def test_prune_keeps_branches_with_work_and_removes_the_rest(fl: Fleet) -> None:
     assert "looopbot/worker/worked" in fl.branches()
     assert "looopbot/worker/idle" not in fl.branches()
     assert fl.repo.git("worktree", "list").count("\n") == 1  # only the data repo itself
-    assert fleet.snapshot(fl.dd)["signal"] == []
+    assert fleet.snapshot(fl.dd, 900)["signal"] == []
 
 
 def test_one_worker_that_cannot_be_pruned_is_reported_once_and_the_others_still_go(

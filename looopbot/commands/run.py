@@ -8,12 +8,14 @@ signal stops at once.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 from looopbot.beat import run_beat
 from looopbot.commands.tick import describe, warn_unknown_env
@@ -42,18 +44,19 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     beats = 0
+    say = _json_line if args.json else _text_line
     while not stop.is_set():
         config = load(dd)
         interval = args.interval if args.interval is not None else config.limits.interval
         try:
             result = run_beat(dd, push=args.push)
-            print(f"{time.strftime('%H:%M:%S')} {describe(result)}", flush=True)
+            say(describe(result), result.public())
         except LockHeld as exc:
-            print(f"{time.strftime('%H:%M:%S')} {exc.message}", flush=True)
+            say(exc.message, {"outcome": "locked", "error": exc.message})
         except LooopbotError as exc:
             # A broken setup (bad config, mid-rebase) is reported and retried next beat:
             # the human may be fixing it right now.
-            print(f"{time.strftime('%H:%M:%S')} error: {exc.message}", file=sys.stderr, flush=True)
+            say(f"error: {exc.message}", {"outcome": "error", "error": exc.message}, err=True)
         beats += 1
         if args.max_beats is not None and beats >= args.max_beats:
             break
@@ -61,6 +64,18 @@ def run(args: argparse.Namespace) -> int:
     if received and received[0] == signal.SIGINT:
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _text_line(text: str, _doc: dict[str, Any], *, err: bool = False) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _json_line(_text: str, doc: dict[str, Any], *, err: bool = False) -> None:
+    """One JSON object per beat on stdout, errors included, for a log shipper: the fields of
+    `tick --json` (a held lock and a broken setup as outcome `locked` / `error`) and the
+    time the beat ended."""
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **doc}
+    print(json.dumps(line, sort_keys=True), flush=True)
 
 
 def _sleep_for(dd: DataDir, interval: float) -> float:

@@ -52,6 +52,7 @@ def check(dd: DataDir) -> list[Problem]:
         )
     problems += _goals(dd)
     problems += _sensors(dd)
+    problems += _schedules(dd)
     problems += _workflows(dd)
     return problems
 
@@ -106,6 +107,26 @@ def _goals(dd: DataDir) -> list[Problem]:
     return out
 
 
+def _schedules(dd: DataDir) -> list[Problem]:
+    """schedules/<name>.yaml: each readable, valid YAML, with a valid time or period."""
+    from looopbot.schedules import store
+
+    out: list[Problem] = []
+    try:
+        names = sorted(os.listdir(dd.path(store.FOLDER)))
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for name in names:
+        if not name.endswith(store.SUFFIX) and not name.startswith("."):
+            out.append(
+                Problem(f"{store.FOLDER}/{name}", 1, "ignored: schedules are schedules/<name>.yaml")
+            )
+    for entry in store.read_all(dd):
+        if entry.problem is not None:
+            out.append(Problem(store.path_of(entry.name), entry.line or 1, entry.problem))
+    return out
+
+
 def _sensors(dd: DataDir) -> list[Problem]:
     out: list[Problem] = []
     try:
@@ -151,12 +172,12 @@ def validate(args: argparse.Namespace) -> int:
         for p in problems:
             print(annotate(dd, p))
         if not problems:
-            print("ok: config, goals, sensors and workflows are valid")
+            print("ok: config, goals, sensors, schedules and workflows are valid")
     else:
         for p in problems:
             print(p)
         if not problems:
-            print("ok: config, goals, sensors and workflows are valid")
+            print("ok: config, goals, sensors, schedules and workflows are valid")
     return EXIT_FAIL if problems else EXIT_OK
 
 

@@ -23,7 +23,7 @@ from looopbot.datadir import DataDir, locate
 from looopbot.errors import EXIT_FAIL, EXIT_OK, LooopbotError
 from looopbot.fsutil import tail_lines
 from looopbot.text import age
-from looopbot.workers import fleet, record, upkeep
+from looopbot.workers import asks, fleet, record, upkeep
 from looopbot.workers.record import Worker
 
 FOLLOW_POLL_S = 0.2
@@ -111,6 +111,8 @@ def _start(dd: DataDir, args: argparse.Namespace) -> int:
     }
     if args.verify is not None:
         obj["verify"] = args.verify
+    if args.runner is not None:
+        obj["runner"] = args.runner
     apply(dd, obj)
     return EXIT_OK
 
@@ -191,14 +193,14 @@ def unflag(args: argparse.Namespace) -> int:
 
 def answer(args: argparse.Namespace) -> int:
     dd = locate(args.data_dir)
-    fleet.check_id(args.id)
+    asks.target(args.id)  # a clear error for a malformed id before reading stdin
     text = text_arg(args.text, "the answer").strip("\n")
     if not text.strip():
         raise LooopbotError("the answer is empty — say what the worker should do")
 
     def do(config: Config, changes: Changes, scrub: Callable[[str], str]) -> str:
-        fleet.answer(dd, args.id, text)
-        return f"answered {args.id}: {text}"
+        which, delivered = fleet.answer(dd, args.id, text)
+        return f"answered {which}: {delivered}"
 
-    by_hand(dd, "answer", do, args.id)
+    by_hand(dd, "answer", do, args.id.partition("#")[0])
     return EXIT_OK

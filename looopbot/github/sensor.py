@@ -1,31 +1,35 @@
-"""The data of the built-in `github` sensor (DESIGN §3, §10): open issues and pull requests.
+"""The built-in `github` sensor (DESIGN §3, §10): open issues and pull requests, failing
+checks on the default branch and on each open PR's head, and comments that mention the bot.
 
-Identity and state (number, labels, author association, draft) are the `signal`, so a new
-issue or a new label wakes the loop; titles, URLs and times are `detail`, so an edited title
-does not. The list is asked for most recently updated first, so any change to any open item
-changes page 1 — which is what makes page 1's ETag a fair test of the whole list: a 304
-there (free of rate limit) means the last snapshot still holds. The ETag lives in local
-scratch, never in git. A failing API keeps the last snapshot, marked in `detail`.
+Identity and state are the `signal` — numbers, labels, author association, draft, a PR's
+mergeable state and review decision, which checks fail and how, the ids of the newest
+mentions — so a new issue, a new label, a red check, a changed review or a new mention wakes
+the loop. Words, URLs and times are `detail`, so an edited title or a re-run that fails the
+same way does not. Every URL is asked conditionally (`conditional.py`): an unchanged world
+costs only 304s, which GitHub does not count. The work is bounded (MAX_PULLS PRs, pages per
+list), and says so in `detail` when it is. Any failed request keeps the whole last snapshot,
+marked in `detail`: a signal is never half old, half new.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import quote
 
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
-from looopbot.fsutil import write_atomic
+from looopbot.github import checks, conditional, mentions, pulls
 from looopbot.github.client import GitHubClient, GitHubUnavailable, connect
 from looopbot.redact import redact_value, redactor
 
 NAME = "sys-github"  # sys-: a user's sensors/github.sh must not collide with it
-ETAGS = "github-etags.json"  # local scratch
+ETAGS = "github-etags.json"  # local scratch: per URL, the ETag and what its answer said
+# Pull requests looked into per beat (4 requests each), the most recently updated first.
+MAX_PULLS = 20
 # A beat waits this long at most for a rate limit; past it, the last snapshot is kept.
 _MAX_WAIT = 60.0
 _TIMEOUT = 10.0
@@ -55,70 +59,157 @@ def sense(dd: DataDir, config: Config) -> dict[str, Any]:
 
 
 def snapshot(
-    client: GitHubClient, etags: Path, previous: Any, scrub: Callable[[str], str] = str
+    client: GitHubClient, cache: Path, previous: Any, scrub: Callable[[str], str] = str
 ) -> dict[str, Any]:
-    """The `github` snapshot; `previous` is the last one (or None), `etags` the scratch
-    file of conditional-request tags, `scrub` the redaction for its strings. Never raises
-    for an API failure."""
+    """The `github` snapshot; `previous` is the last one (or None), `cache` the scratch file
+    of conditional requests, `scrub` the redaction for its strings. Never raises for an API
+    failure: any failed request keeps the whole last snapshot, marked — never half of one."""
     last = _kept(previous)
-    saved = _read_json(etags)
-    # The ETag is good only for the snapshot it was fetched with: a dry run, or a beat that
-    # failed before committing, may have stored a newer one than the snapshot on disk — a
-    # 304 for it would keep the older snapshot for ever.
-    fits = isinstance(saved, dict) and last is not None and saved.get("of") == _digest(last)
-    tag = saved.get("etag") if fits and isinstance(saved, dict) else None
-    from github3.issues import ShortIssue
-    from github3.structs import GitHubIterator
-
-    # The list straight from its URL: fetching the repository first would cost a counted
-    # request every beat, and an unchanged world must cost none.
-    url = f"{client.settings.api_url}/repos/{client.repo}/issues"
-    params = {"state": "open", "sort": "updated", "direction": "desc"}
+    reader = conditional.Reader(client, cache)
     try:
-        with client.talking(f"read the open issues of {client.repo}"):
-            listing = GitHubIterator(-1, url, ShortIssue, client.gh, params=params, etag=tag)
-            items = [issue.as_dict() for issue in listing]
+        reading = read(reader, client.repo, client.settings.mention)
     except GitHubUnavailable as exc:
+        reader.save(complete=False)
         return _unavailable(last, exc)
-    if last is not None and tag is not None and listing.last_status == 304:
-        return last
-    fresh: dict[str, Any] = redact_value(build(client.repo, items), scrub)
-    if listing.etag:
-        record = {"etag": listing.etag, "of": _digest(fresh)}
-        with contextlib.suppress(OSError):  # only an accelerator: next time asks in full
-            etags.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(etags, json.dumps(record), durable=False)
+    reader.save(complete=True)
+    fresh: dict[str, Any] = redact_value(build(reading, last), scrub)
     return fresh
 
 
-def build(repo: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Signal and detail from raw issue-list items (pull requests carry `pull_request`)."""
-    issues: list[dict[str, Any]] = []
-    pulls: list[dict[str, Any]] = []
-    detail: dict[str, Any] = {}
-    for item in sorted(items, key=lambda i: int(i["number"])):
-        if item.get("state", "open") != "open":
-            continue
-        ident: dict[str, Any] = {
-            "number": item["number"],
-            "labels": sorted(label["name"] for label in item.get("labels") or []),
-            "author_association": item.get("author_association") or "NONE",
-        }
-        if "pull_request" in item:
-            ident["draft"] = bool(item.get("draft"))
-            pulls.append(ident)
-        else:
-            issues.append(ident)
-        detail[str(item["number"])] = {
-            "title": item.get("title") or "",
-            "url": item.get("html_url") or "",
-            "created_at": item.get("created_at"),
-            "updated_at": item.get("updated_at"),
-        }
-    return {
-        "signal": {"issues": issues, "pull_requests": pulls},
-        "detail": {"repo": repo, "items": detail},
+class Reading(NamedTuple):
+    """Everything one beat read, distilled; `build` makes the snapshot of it."""
+
+    repo: str
+    items: list[dict[str, Any]]  # open issues and PRs, most recently updated first
+    default_branch: str
+    branch_failing: list[dict[str, Any]]
+    pulls: dict[int, dict[str, Any]]  # the PRs looked into: head, mergeability, reviews, checks
+    mentions: list[dict[str, Any]]
+    truncated: list[str]
+
+
+def read(reader: conditional.Reader, repo: str, mention: str) -> Reading:
+    """Ask GitHub (conditionally) for everything the snapshot holds; raises
+    GitHubUnavailable naming what failed."""
+    with reader.client.talking(f"read the open issues of {repo}"):
+        # Most recently updated first: the PRs looked into are the livelier ones.
+        url = reader.url(
+            f"/repos/{repo}/issues", state="open", sort="updated", direction="desc", per_page=100
+        )
+        items = [item for page in reader.pages(url, _items) for item in page]
+    with reader.client.talking(f"read the default branch of {repo}"):
+        # From the repository itself (asked with its ETag too, so free while unchanged):
+        # the local clone's idea of it may be stale or of another repository.
+        branch = reader.one(reader.url(f"/repos/{repo}"), _default_branch)
+    with reader.client.talking(f"read the checks of {repo}'s {branch}"):
+        branch_failing = checks.failing(reader, repo, checks.branch_ref(branch))
+    looked: dict[int, dict[str, Any]] = {}
+    for item in [i for i in items if i["pull_request"]][:MAX_PULLS]:
+        number = item["number"]
+        with reader.client.talking(f"read pull request #{number} of {repo}"):
+            pull = pulls.read(reader, repo, number)
+            looked[number] = {
+                **pull,
+                "failing": checks.failing(reader, repo, quote(pull["head_sha"], safe="")),
+            }
+    with reader.client.talking(f"read the comments of {repo}"):
+        found = mentions.read(reader, repo, mention)
+    return Reading(repo, items, branch, branch_failing, looked, found, reader.truncated)
+
+
+def build(reading: Reading, last: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Signal and detail from a reading; `last` (the previous good snapshot) lends a pull
+    request its last known mergeable state while GitHub is still computing it."""
+    known = {
+        p["number"]: p.get("mergeable_state")
+        for p in (last or {}).get("signal", {}).get("pull_requests", [])
     }
+    issues: list[dict[str, Any]] = []
+    prs: list[dict[str, Any]] = []
+    items: dict[str, Any] = {}
+    pull_detail: dict[str, Any] = {}
+    for item in sorted(reading.items, key=lambda i: int(i["number"])):
+        number = item["number"]
+        ident: dict[str, Any] = {
+            "number": number,
+            "labels": item["labels"],
+            "author_association": item["author_association"],
+        }
+        items[str(number)] = {k: item[k] for k in ("title", "url", "created_at", "updated_at")}
+        if not item["pull_request"]:
+            issues.append(ident)
+            continue
+        ident["draft"] = item["draft"]
+        looked = reading.pulls.get(number)
+        if looked is not None:
+            ident["mergeable_state"] = pulls.settled(looked["mergeable_state"], known.get(number))
+            ident["review_decision"] = looked["review_decision"]
+            ident["failing"] = checks.signal(looked["failing"])
+            pull_detail[str(number)] = {
+                "head_sha": looked["head_sha"],
+                "mergeable_state_said": looked["mergeable_state"],
+                "failing": looked["failing"],
+            }
+        prs.append(ident)
+    detail: dict[str, Any] = {
+        "repo": reading.repo,
+        "items": items,
+        "pull_requests": pull_detail,
+        "default_branch": {"failing": reading.branch_failing},
+        "mentions": {
+            str(m["id"]): {k: v for k, v in m.items() if k != "id"} for m in reading.mentions
+        },
+    }
+    if len(prs) > len(reading.pulls):
+        detail["capped"] = (
+            f"{len(prs)} open pull requests; mergeability, reviews and checks read for the "
+            f"{len(reading.pulls)} most recently updated"
+        )
+    if reading.truncated:
+        detail["truncated"] = f"lists read up to {conditional.MAX_PAGES} pages: " + ", ".join(
+            reading.truncated
+        )
+    signal = {
+        "issues": issues,
+        "pull_requests": prs,
+        "default_branch": {
+            "name": reading.default_branch,
+            "failing": checks.signal(reading.branch_failing),
+        },
+        "mentions": [m["id"] for m in reading.mentions],
+    }
+    return {"signal": signal, "detail": detail}
+
+
+def _items(body: Any, gh: Any) -> list[dict[str, Any]]:
+    from github3.issues import ShortIssue
+
+    out = []
+    for raw in body:
+        issue = ShortIssue(raw, gh)  # github3 checks the shape: a missing key is an error
+        if issue.state != "open":
+            continue
+        out.append(
+            {
+                "number": issue.number,
+                "labels": sorted(label["name"] for label in raw["labels"] or []),
+                "author_association": raw.get("author_association") or "NONE",
+                "pull_request": issue.pull_request_urls is not None,
+                "draft": bool(raw.get("draft")),
+                "title": issue.title or "",
+                "url": issue.html_url or "",
+                "created_at": raw["created_at"],
+                "updated_at": raw["updated_at"],
+            }
+        )
+    return out
+
+
+def _default_branch(body: Any, gh: Any) -> str:
+    branch = body["default_branch"]
+    if not isinstance(branch, str) or not branch:
+        raise ValueError("no default branch")
+    return branch
 
 
 def _unavailable(last: dict[str, Any] | None, exc: GitHubUnavailable) -> dict[str, Any]:
@@ -141,10 +232,6 @@ def _kept(value: Any) -> dict[str, Any] | None:
         return None
     detail = {k: v for k, v in value["detail"].items() if k != "unavailable"}
     return {"signal": value["signal"], "detail": detail}
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def _read_json(path: Path) -> Any:

@@ -13,16 +13,16 @@ under "Your task". Work on it alone, without asking for a chat.
 2. Put deliverables a human should read under reports/ (for example reports/<topic>.md) and
    commit them.
 3. When a human must decide something, run
-       "$LOOOPBOT_BIN" flag "$LOOOPBOT_SESSION_ID" "<your question>"
-   then wait for the answer: it arrives as a line on your standard input. After you act on
-   it, run "$LOOOPBOT_BIN" unflag "$LOOOPBOT_SESSION_ID" if the flag is still up.
+       "$LOOOPBOT_BIN" ask "$LOOOPBOT_SESSION_ID" "<your question>" --options yes,no
+   (--options only when the answer is one of a few). It prints the ask's id, waits, and
+   prints the answer (which also arrives as a line on your standard input).
 4. Before you touch a shared resource (a deploy target, a shared file, an account), claim it:
        "$LOOOPBOT_BIN" claim <name>
    If the claim is refused, someone else holds it: wait or do something else. Release it
    with "$LOOOPBOT_BIN" unclaim <name> when you are done.
 5. Never take an irreversible step yourself: no merge, no deploy, no deleting data, no
    public comment, no spending money. Prepare it completely (a branch, a report with the
-   exact commands), then flag and let a human take the step.
+   exact commands), then ask and let a human take the step.
 6. Exit with status 0 only when the task is done. If you cannot finish, say why in a report,
    and exit non-zero.
 """

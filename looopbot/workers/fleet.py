@@ -29,7 +29,7 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import read_bytes_or_none, write_atomic
 from looopbot.ids import check_branch_id, is_valid_id
-from looopbot.workers import identity, orphans, record
+from looopbot.workers import asks, identity, orphans, record
 from looopbot.workers.record import Worker
 
 START_WAIT_S = 20.0  # for the supervisor to report the worker running
@@ -101,14 +101,26 @@ def get(dd: DataDir, wid: str) -> Worker:
 # --- start --------------------------------------------------------------------------------
 
 
-def start(dd: DataDir, config: Config, wid: str, prompt: str, verify: str | None = None) -> Worker:
-    """Start worker `wid` on `prompt`; returns its record once the worker runs."""
+def start(
+    dd: DataDir,
+    config: Config,
+    wid: str,
+    prompt: str,
+    verify: str | None = None,
+    *,
+    runner: str | None = None,
+) -> Worker:
+    """Start worker `wid` on `prompt` with the worker command of `runner` (a configured
+    runner's name; default the active runner); returns its record once the worker runs."""
     check_id(wid)
     if not prompt.strip():
         raise LooopbotError(f"worker '{wid}': the prompt is empty — say what the worker must do")
-    template = config.runner.worker
+    name = runner or config.runner.name
+    if name not in config.worker_commands and name != config.runner.name:
+        known = ", ".join(sorted(config.worker_commands))
+        raise LooopbotError(f"worker '{wid}': no runner named '{name}' (known: {known})")
+    template = config.worker_commands.get(name, config.runner.worker)
     if not template.strip():
-        name = config.runner.name
         raise LooopbotError(
             f"runner '{name}' has no worker command — set runners.{name}.worker in looopbot.yaml"
         )
@@ -298,18 +310,42 @@ def stop(dd: DataDir, wid: str) -> Worker:
     return worker
 
 
+def kill(dd: DataDir, wid: str, reason: str) -> Worker:
+    """End a worker on the loop's word (kill_worker): its whole group, recorded `killed`,
+    the reason written where whoever reads its log will look."""
+    from looopbot.workers.supervisor import note
+
+    worker = stop(dd, wid)
+    note(record.paths(dd, wid).log, f"killed by the loop: {reason}")
+    return worker
+
+
 # --- flags ----------------------------------------------------------------------------
 
 
 def flag(dd: DataDir, wid: str, message: str) -> None:
     """A worker's question for a human, shown as `note` while the worker is live."""
     get(dd, wid)
+    write_atomic(record.paths(dd, wid).flag, _question(message) + "\n")
+
+
+def _question(message: str) -> str:
     text = " ".join(message.split())
     if not text:
-        raise LooopbotError("the flag message is empty — say what a human must decide")
+        raise LooopbotError("the question is empty — say what a human must decide")
     if len(text.encode()) > MESSAGE_CAP:
-        raise LooopbotError(f"the flag message is over the {MESSAGE_CAP}-byte cap")
+        raise LooopbotError(f"the question is over the {MESSAGE_CAP}-byte cap")
+    return text
+
+
+def ask(dd: DataDir, wid: str, message: str, options: tuple[str, ...]) -> asks.Ask:
+    """A question with an id (and maybe the answers it takes): raised as a flag, recorded
+    as an ask."""
+    get(dd, wid)
+    text = _question(message)
+    found = asks.open_ask(dd, wid, text, options)
     write_atomic(record.paths(dd, wid).flag, text + "\n")
+    return found
 
 
 def unflag(dd: DataDir, wid: str) -> None:
@@ -318,21 +354,35 @@ def unflag(dd: DataDir, wid: str) -> None:
         record.paths(dd, wid).flag.unlink()
 
 
-def answer(dd: DataDir, wid: str, text: str) -> None:
-    """A human's answer: to the worker's stdin, then the question is down."""
-    steer(dd, wid, text)
+def answer(dd: DataDir, to: str, text: str) -> tuple[str, str]:
+    """A human's answer to worker or ask `to`: checked against the ask's options, to the
+    worker's stdin, recorded for a `looopbot ask` that waits, then the question is down.
+    Returns (the ask's id, the answer as delivered)."""
+    wid, ask_id = asks.target(to)
+    question = asks.pending(dd, wid)
+    if question is None:
+        if ask_id is not None:
+            raise LooopbotError(f"ask {ask_id} is not pending — see `looopbot asks`")
+        steer(dd, wid, text)  # no question up: an answer is plain input, as before asks
+        return wid, text
+    delivered = asks.check_answer(question, ask_id, text)
+    steer(dd, wid, delivered)
+    asks.answered(dd, question, delivered)
     unflag(dd, wid)
+    return question.id, delivered
 
 
 # --- the sys-workers snapshot -----------------------------------------------------------
 
 
-def snapshot(dd: DataDir) -> dict[str, Any]:
+def snapshot(dd: DataDir, stuck_after: float) -> dict[str, Any]:
     """sys-workers: {id, state, exit_code} per worker (+ `note` while live and flagged,
-    + `verify` once judged); detail holds counts and absolute times only."""
-    from looopbot.workers import delivery
+    + `health` while live or lost, + `verify` once judged); detail holds counts and
+    absolute times only."""
+    from looopbot.workers import delivery, health
 
     found = census(dd)
+    now = time.time()
     pulls: dict[str, str] = {}
     signal_: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
@@ -340,10 +390,13 @@ def snapshot(dd: DataDir) -> dict[str, Any]:
     for worker in found.workers:
         item: dict[str, Any] = {"id": worker.id, "state": worker.state}
         item["exit_code"] = worker.exit_code
-        if worker.live:
-            note = record.flag(dd, worker.id)
-            if note:
-                item["note"] = note
+        note = record.flag(dd, worker.id) if worker.live else None
+        if note:
+            item["note"] = note
+        p = record.paths(dd, worker.id)
+        said = health.of(worker, p, flagged=bool(note), now=now, stuck_after=stuck_after)
+        if said is not None:
+            item["health"] = said
         if worker.verdict:
             item["verify"] = worker.verdict
         pr = delivery.read(dd, worker.id)  # its draft PR (github.pull_requests)

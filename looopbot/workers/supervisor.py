@@ -41,6 +41,7 @@ from looopbot.workers.record import Worker
 POLL_S = 0.05  # how often the inbox is looked at while the worker (or its verify) runs
 TERM_GRACE_S = 3.0  # SIGTERM to the group, then SIGKILL after this
 RECORD_WAIT_S = 30.0  # for fleet.start to write the record that names us
+STUCK_LOOK_S = 1.0  # how often the worker is checked for limits.kill_stuck_after
 
 # Named keys (actions.KEYS) as the bytes a terminal would send; C-c and C-d are not bytes
 # here: C-c is SIGINT to the worker's group, C-d closes its stdin.
@@ -258,10 +259,23 @@ class Supervisor:
             return 0
         assert self.child is not None
         self.save(state="running", process=self.process_identity())
+        kill_after = kill_stuck_after(self.dd)
+        looked = time.monotonic()
         while True:
             if self.child.exited(POLL_S):
                 self.finish(self.child.reap())
                 break
+            if kill_after is not None and time.monotonic() - looked >= STUCK_LOOK_S:
+                looked = time.monotonic()
+                if self.stuck_for(kill_after):
+                    code = self.child.end()
+                    note(
+                        self.paths.log,
+                        f"killed: no output and no question for over {kill_after:g} s "
+                        "(limits.kill_stuck_after); its process group was ended",
+                    )
+                    self.save(state="killed", exit_code=code, ended_at=time.time())
+                    break
             if self.pending:
                 self.flush()
             action = None
@@ -282,6 +296,15 @@ class Supervisor:
                 self.save(restarts=restarts, process=self.process_identity(), exit_code=None)
         self.drop_rest()
         return 0
+
+    def stuck_for(self, seconds: float) -> bool:
+        """Silent for `seconds` with no question raised (a flagged worker waits, it is
+        not stuck)."""
+        from looopbot.workers import health
+
+        if self.paths.flag.exists():
+            return False
+        return time.time() - health.last_output(self.paths, self.worker) > seconds
 
     def finish(self, code: int) -> None:
         """The worker exited by itself: judge it (verify) and record the end in one write,
@@ -328,6 +351,18 @@ class Supervisor:
         verdict = "pass" if code == 0 and not timed_out else "fail"
         note(log, f"verify: {verdict} ({'timed out' if timed_out else f'exit {code}'})")
         return verdict
+
+
+def kill_stuck_after(dd: DataDir) -> float | None:
+    """limits.kill_stuck_after as the config says at the worker's start; None (off) if it
+    cannot be read — a supervisor never kills on a guess."""
+    from looopbot.config import load
+    from looopbot.errors import LooopbotError
+
+    try:
+        return load(dd).limits.kill_stuck_after
+    except (LooopbotError, OSError):
+        return None
 
 
 def verify_timeout(dd: DataDir) -> float:

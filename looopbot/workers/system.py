@@ -73,13 +73,13 @@ def housekeeping(dd: DataDir, config: Config, now: float) -> list[str]:
     return problems
 
 
-def snapshots(dd: DataDir) -> dict[str, Any]:
+def snapshots(dd: DataDir, *, stuck_after: float) -> dict[str, Any]:
     """sys-workers and sys-claims (absolute times only, so an idle fleet commits nothing)."""
     workers: Any = {"signal": [], "detail": {"counts": {}, "workers": {}}}
     if has_workers(dd):
         from looopbot.workers import fleet
 
-        workers = fleet.snapshot(dd)
+        workers = fleet.snapshot(dd, stuck_after)
     held: list[dict[str, Any]] = []
     if has_claims(dd):
         from looopbot.workers import claims

@@ -506,3 +506,22 @@ def test_a_dir_without_config_exits_1_with_a_hint(tmp_path: Path, command: str) 
     assert len(r.stderr.strip().splitlines()) == 1
     no_traceback(r.stdout, r.stderr)
     assert list(empty.iterdir()) == []
+
+
+def test_run_json_prints_one_json_line_per_beat(repo: Repo) -> None:
+    repo.decide({**NOOP, "journal": "looked around"})
+    r = repo.run("run", "--json", "--max-beats", "2", "--interval", "0.1")
+    assert r.code == 0, r.err
+    first, second = (json.loads(line) for line in r.out.splitlines())
+    assert first["outcome"] == "decided" and first["journal"] == "looked around"
+    assert first["commit"] == repo.head() and first["push"] is None
+    assert second["outcome"] == "unchanged" and second["commit"] is None
+    assert all(doc["time"][:4].isdigit() for doc in (first, second))
+
+
+def test_run_json_reports_a_broken_setup_as_a_line_too(repo: Repo) -> None:
+    repo.git("checkout", "-q", "--detach")
+    r = repo.run("run", "--json", "--max-beats", "1")
+    (doc,) = (json.loads(line) for line in r.out.splitlines())
+    assert doc["outcome"] == "error" and "detached" in doc["error"]
+    assert repo.calls() == 0

@@ -474,11 +474,11 @@ def test_runner_exiting_non_zero_fails_with_its_stderr_tail(repo: Repo) -> None:
     repo.queue(
         {
             "stdout": json.dumps(NOOP),  # a decision printed before dying is not taken
-            "stderr": "starting\nwarming up\nError: rate limit exceeded (429)\n",
+            "stderr": "starting\nwarming up\nError: model not found (404)\n",
             "exit": 3,
         }
     )
-    error = assert_failed(repo.tick(), "code 3", "rate limit exceeded (429)")
+    error = assert_failed(repo.tick(), "code 3", "model not found (404)")
     assert "code 3" in error
     assert repo.state()["decided_action"] is None
     assert_backoff_armed(repo)

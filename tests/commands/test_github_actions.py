@@ -32,7 +32,7 @@ def test_installed_workflows_validate_clean(repo: Repo) -> None:
     installed(repo)
     code, lines = validate(repo)
     assert code == 0, lines
-    assert lines == ["ok: config, goals, sensors and workflows are valid"]
+    assert lines == ["ok: config, goals, sensors, schedules and workflows are valid"]
 
 
 def test_broken_workflow_yaml_is_reported_at_its_line(repo: Repo) -> None:
@@ -183,6 +183,28 @@ def test_a_pr_that_changes_a_sensor_may_wake_it_and_the_sensor_never_runs(
     assert found["wake"] == "maybe"
     assert found["changes"] == [{"path": "sensors/ci.sh", "change": "added", "kind": "sensor"}]
     assert not witness.exists()
+
+
+def test_a_pr_that_adds_a_due_schedule_would_wake_the_loop(repo: Repo) -> None:
+    decided(repo)
+    merged_pr(
+        repo,
+        {
+            "schedules/now.yaml": "at: 2020-01-01T09:00:00Z\nnote: check\n",
+            "schedules/later.yaml": "at: 2099-01-01T09:00:00Z\nnote: check\n",
+        },
+    )
+    found = preview(repo)
+    assert found["wake"] == "yes"
+    assert found["why"] == ["schedules/now.yaml is due now: the next beat wakes for it"]
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    repo.git("branch", "-qD", "pr")
+    merged_pr(repo, {"schedules/later.yaml": "at: 2099-01-01T09:00:00Z\nnote: check\n"})
+    found = preview(repo)
+    assert found["wake"] == "no"
+    assert found["why"][1] == (
+        "schedules/later.yaml wakes the loop when it falls due, at 2099-01-01T09:00:00Z"
+    )
 
 
 def test_the_preview_is_the_job_summary_under_actions(repo: Repo, tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ def test_first_beat_decides_and_commits_with_trailers(repo: Repo) -> None:
         "snapshots/sys-goals.json",
         "snapshots/sys-claims.json",
         "snapshots/sys-workers.json",
+        "snapshots/sys-schedules.json",
     }
     assert repo.status_porcelain() == ""
 

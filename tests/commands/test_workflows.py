@@ -165,7 +165,13 @@ def test_the_beat_workflow_has_the_triggers_and_guards_the_issue_names(tmp_path:
     assert not cron.startswith("0 ")  # off the hour
     assert on["workflow_dispatch"]["inputs"]["force"]["type"] == "boolean"
     assert on["push"]["branches"] == [branch]
-    assert set(on["push"]["paths"]) == {"goals/**", "PLAYBOOK.md", "sensors/**", "looopbot.yaml"}
+    assert set(on["push"]["paths"]) == {
+        "goals/**",
+        "PLAYBOOK.md",
+        "sensors/**",
+        "schedules/**",
+        "looopbot.yaml",
+    }
     assert doc["concurrency"]["cancel-in-progress"] is False
     assert doc["permissions"] == {"contents": "write"}
     steps = doc["jobs"]["beat"]["steps"]
