@@ -75,8 +75,10 @@ answer; a human can also answer with `looopbot answer`), kill_worker ends a stuc
 send_key sends keys, restart_session restarts it in the same worktree. An optional "runner"
 names which configured runner's worker command runs it. One worker per id while it runs;
 start one for a goal with the goal's id. Named claims (snapshots/sys-claims.json) show who
-holds a shared resource. A worker's branch is its
-deliverable: merging it is a human's step.
+holds a shared resource. A worker's branch is its deliverable: merging it is a human's step.
+A worker's "pr" is the draft pull request looopbot opened for it (pending, open, merged,
+closed): "merged" is a human's approval of the irreversible steps that worker prepared — wait
+for it; never merge one yourself.
 
 """
 

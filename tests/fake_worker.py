@@ -7,6 +7,7 @@ Wired as the runner's worker command (`LOOOPBOT_WORKER_COMMAND="python fake_work
     pids: PATH        append its own pid, and its grandchild's, to PATH
     grandchild: true  fork a `sleep 300` into its process group
     report: true      write reports/<id>.md and commit it on the current branch
+    commit: TEXT      append TEXT to reports/<id>.md and commit it (subject: TEXT)
     flag: TEXT        run `$LOOOPBOT_BIN flag <id> TEXT`
     ask: {question, options?, out, no_wait?}   run `$LOOOPBOT_BIN ask <id> …` and append
                       what it printed (the ask id, then the answer) to `out`
@@ -50,6 +51,12 @@ def main() -> int:
         subprocess.run(["git", "add", "reports"], check=True)
         subprocess.run(["git", "commit", "-qm", f"report from {wid}"], check=True)
         print("committed the report", flush=True)
+    if "commit" in spec:
+        Path("reports").mkdir(exist_ok=True)
+        with open(Path("reports", f"{wid}.md"), "a") as f:
+            f.write(spec["commit"] + "\n")
+        subprocess.run(["git", "add", "reports"], check=True)
+        subprocess.run(["git", "commit", "-qm", spec["commit"]], check=True)
     if "flag" in spec:
         subprocess.run([os.environ["LOOOPBOT_BIN"], "flag", wid, spec["flag"]], check=True)
     if "ask" in spec:

@@ -109,6 +109,24 @@ class FakeRepo:
         with self.lock:
             self.runs[run_id].update(status="in_progress", updated_at=self._now())
 
+    def merge_pull(self, number: int, *, user: str = "octocat") -> None:
+        """A human merges pull request `number` (the bot never does)."""
+        with self.lock:
+            now = self._now()
+            pull = self.pulls[number]
+            pull.update(state="closed", merged=True, merged_at=now, closed_at=now, updated_at=now)
+            pull["merged_by"] = self._user(user)
+            issue = self.issues[number]
+            issue.update(state="closed", closed_at=now, updated_at=now)
+            issue["pull_request"]["merged_at"] = now
+
+    def close_pull(self, number: int) -> None:
+        """A human closes pull request `number` without merging it."""
+        with self.lock:
+            now = self._now()
+            self.pulls[number].update(state="closed", closed_at=now, updated_at=now)
+            self.issues[number].update(state="closed", closed_at=now, updated_at=now)
+
     def comments_on(self, number: int) -> list[dict[str, Any]]:
         with self.lock:
             return [c for c in self.comments.values() if c["fake_number"] == number]

@@ -64,6 +64,7 @@ def _row(dd: DataDir, w: Worker, now: float) -> dict[str, Any]:
         "ahead": _ahead(dd, w),
         "restarts": w.restarts,
         "flag": record.flag(dd, w.id),
+        "pr": _pr(dd, w.id),
     }
 
 
@@ -103,9 +104,20 @@ def _actions_rows(dd: DataDir, now: float, local: set[str]) -> list[dict[str, An
                 "restarts": 0,
                 "flag": None,
                 "url": info.get("url") if seen else None,
+                "pr": None,
             }
         )
     return rows
+
+
+def _pr(dd: DataDir, wid: str) -> dict[str, Any] | None:
+    """Its draft pull request (github.pull_requests): state, number, url, why pending."""
+    from looopbot.workers import delivery
+
+    found = delivery.read(dd, wid)
+    if found is None:
+        return None
+    return {"state": found.state, "number": found.number, "url": found.url, "error": found.error}
 
 
 def _list(dd: DataDir, args: argparse.Namespace) -> int:
@@ -126,6 +138,9 @@ def _list(dd: DataDir, args: argparse.Namespace) -> int:
         if r.get("backend") == "actions":
             verdict = f" ({r['conclusion']})" if r["conclusion"] else ""
             flag = f"\ton GitHub Actions {r['url'] or ''}".rstrip()
+        pr = r.get("pr")
+        if pr is not None:
+            flag += f"\tpr {'#' + str(pr['number']) + ' ' if pr['number'] else ''}{pr['state']}"
         print(
             f"{r['id']}\t{r['state']}{verdict}\texit {code}\t{age(r['age_s'])}"
             f"\t{r['branch']} {ahead}{flag}"

@@ -31,3 +31,9 @@ under "Your task". Work on it alone, without asking for a chat.
 def brief(prompt: str) -> str:
     """The brief a worker reads: the contract, then its task."""
     return f"{CONTRACT}\n# Your task\n\n{prompt.strip()}\n"
+
+
+def task_of(brief_text: str) -> str:
+    """The task part of a brief (what `brief` put after the contract)."""
+    _, found, task = brief_text.partition("\n# Your task\n\n")
+    return task.strip() if found else brief_text.strip()

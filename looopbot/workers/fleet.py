@@ -229,6 +229,9 @@ def _clear_leftovers(p: record.Paths) -> None:
     shutil.rmtree(p.inbox, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         p.flag.unlink()
+    from looopbot.workers import delivery
+
+    delivery.supersede(p.dir)
     p.inbox.mkdir(parents=True, exist_ok=True)
 
 
@@ -424,10 +427,11 @@ def snapshot(dd: DataDir, stuck_after: float) -> dict[str, Any]:
     """sys-workers: {id, state, exit_code} per worker (+ `note` while live and flagged,
     + `health` while live or lost, + `verify` once judged); detail holds counts and
     absolute times only."""
-    from looopbot.workers import health
+    from looopbot.workers import delivery, health
 
     found = census(dd)
     now = time.time()
+    pulls: dict[str, str] = {}
     signal_: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     times: dict[str, dict[str, float | None]] = {}
@@ -443,6 +447,11 @@ def snapshot(dd: DataDir, stuck_after: float) -> dict[str, Any]:
             item["health"] = said
         if worker.verdict:
             item["verify"] = worker.verdict
+        pr = delivery.read(dd, worker.id)  # its draft PR (github.pull_requests)
+        if pr is not None:
+            item["pr"] = delivery.signal(pr)
+            if pr.url:
+                pulls[worker.id] = pr.url
         signal_.append(item)
         counts[worker.state] = counts.get(worker.state, 0) + 1
         times[worker.id] = {"started_at": worker.started_at, "ended_at": worker.ended_at}
@@ -450,7 +459,10 @@ def snapshot(dd: DataDir, stuck_after: float) -> dict[str, Any]:
         signal_.append({"id": wid, "state": "unreadable", "exit_code": None})
         counts["unreadable"] = counts.get("unreadable", 0) + 1
     signal_.sort(key=lambda item: str(item["id"]))
-    return {"signal": signal_, "detail": {"counts": counts, "workers": times}}
+    detail: dict[str, Any] = {"counts": counts, "workers": times}
+    if pulls:
+        detail["pull_requests"] = pulls
+    return {"signal": signal_, "detail": detail}
 
 
 def log_bytes(dd: DataDir, wid: str) -> bytes:

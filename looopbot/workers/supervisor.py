@@ -315,12 +315,13 @@ class Supervisor:
             if verdict is None:
                 self.save(state="killed", exit_code=code, ended_at=time.time())
                 return
-        # On the remote before the loop hears of the end: the next beat may act on it.
-        from looopbot.workers.publish import push_branch
+        # On the remote (and in its draft PR, github.pull_requests) before the loop hears
+        # of the end: the next beat may act on it. This step never raises.
+        from looopbot.workers.delivery import on_exit
 
-        pushed = push_branch(self.dd, self.worker)
-        if pushed:
-            note(self.paths.log, pushed)
+        ended = self.worker._replace(state="exited", exit_code=code, verdict=verdict)
+        for line in on_exit(self.dd, ended):
+            note(self.paths.log, line)
         self.save(state="exited", exit_code=code, ended_at=time.time(), verdict=verdict)
 
     def verify(self, command: str) -> str | None:

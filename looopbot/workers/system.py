@@ -62,6 +62,10 @@ def housekeeping(dd: DataDir, config: Config, now: float) -> list[str]:
         from looopbot.workers import upkeep
 
         problems += upkeep.housekeeping(dd, config, now)
+        if config.github is not None and config.github.pull_requests:
+            from looopbot.workers import delivery  # retry pending PRs, read open ones
+
+            problems += delivery.housekeeping(dd, config)
     if has_claims(dd):
         from looopbot.workers import claims
 
