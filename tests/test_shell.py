@@ -22,6 +22,7 @@ DEVICE = "writing to a disk device"
 VARIABLE = "the command name is a variable"
 PATTERN = "the command name is a pattern"
 PARSE = "cannot parse"
+MERGE = "merging a pull request (a human's act)"
 
 DENIED: dict[str, list[str]] = {
     SUDO: [
@@ -254,6 +255,15 @@ DENIED: dict[str, list[str]] = {
     ],
     PATTERN: ["/???/s?do ls", "/usr/bin/su[d]o ls", "/usr/bin/sud* ls"],
     PARSE: ["echo 'unterminated", "ls )", "{sudo,ls}", "if true; then"],
+    MERGE: [
+        "gh pr merge 12 --squash",
+        "gh pr merge --auto --merge",
+        "cd repo && gh pr merge",
+        'g"h" pr merge 3',
+        "gh api -X PUT repos/o/r/pulls/12/merge",
+        "curl -X PUT -H 'Authorization: token x' https://api.github.com/repos/o/r/pulls/7/merge",
+        "sh -c 'gh pr merge 5'",
+    ],
 }
 
 ALLOWED = [
@@ -268,6 +278,9 @@ ALLOWED = [
     "xargs -0 rm -f < list",
     'for f in *.md; do wc -l "$f"; done',
     "git log --oneline | head",
+    "gh pr view 12",
+    "gh pr list --state open",
+    "git merge --ff-only origin/main",
     "echo $(date)",
     "find . -name '*.pyc' -delete",
     "find . -name '*.py' -exec grep -l foo {} +",

@@ -1,6 +1,7 @@
 """run_shell's deny-list (DESIGN §6): commands refused unless the operator sets
 `limits.allow_dangerous_shell` — sudo, rm -rf of / or ~, force-push to main/master, a download
-piped to a shell, mkfs, dd or a redirect to a disk device, shutdown/reboot, a fork bomb.
+piped to a shell, mkfs, dd or a redirect to a disk device, shutdown/reboot, a fork bomb,
+merging a pull request.
 
 A deny-list is a speed bump, not a sandbox: it catches a confused decider, not a determined
 one (a script written to a file and run next beat is out of its sight). The real switch is

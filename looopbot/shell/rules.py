@@ -14,6 +14,7 @@ from looopbot.shell.programs import (
     permuted,
 )
 
+MERGE = "merging a pull request (a human's act)"
 VARIABLE = "the command name is a variable"
 PATTERN = "the command name is a pattern"
 UNKNOWABLE = frozenset({VARIABLE, PATTERN})  # reasons a more specific one outranks
@@ -30,6 +31,7 @@ _MAIN = frozenset({"main", "master", "HEAD", "@"})
 _GIT_VALUES = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env"})
 _PUSH = Options("o", frozenset({"--repo", "--receive-pack", "--exec", "--push-option"}))
 # Devices a command may write to: the bit buckets and streams, not a disk.
+_MERGE_ENDPOINT = re.compile(r"/pulls/[^/\s]+/merge\b")
 _HARMLESS_DEVICE = re.compile(r"/dev/(?:null|zero|full|stdout|stderr|stdin|tty|fd/.*|pts/.*)")
 
 
@@ -48,6 +50,8 @@ def reason(program: Program, fed: bool) -> str | None:
         return "rm -rf of / or ~"
     if name == "git" and _force_push_to_main(args):
         return "force-push to main/master"
+    if _merges_a_pull_request(name, args):
+        return MERGE
     if name == "mkfs" or name.startswith("mkfs.") or name == "mke2fs":
         return "mkfs"
     if name == "dd" and any(a.startswith("of=") and is_device(a[3:]) for a in args):
@@ -59,6 +63,16 @@ def reason(program: Program, fed: bool) -> str | None:
     ):
         return "shutdown/reboot"
     return "sudo" if program.privileged else None
+
+
+def _merges_a_pull_request(name: str, args: tuple[str, ...]) -> bool:
+    """`gh pr merge`, or GitHub's merge endpoint named to any client (`gh api`, curl…):
+    looopbot never merges — a merged pull request is the human's approval (DESIGN §10)."""
+    if name == "gh":
+        words = [a for a in args if not a.startswith("-")]
+        if words[:2] == ["pr", "merge"]:
+            return True
+    return any(_MERGE_ENDPOINT.search(a) for a in args)
 
 
 def is_device(path: str) -> bool:
