@@ -14,7 +14,6 @@ change the file, carries the entry over to the commit it makes.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import re
@@ -122,20 +121,18 @@ def _cached(path: Path, head: str, prefix: str) -> tuple[bool, bytes | None]:
     if not isinstance(data, str):
         return False, None
     try:
-        return True, base64.b64decode(data, validate=True)
-    except ValueError:
+        return True, data.encode("latin-1")
+    except UnicodeEncodeError:
         return False, None
 
 
 def _save(path: Path, head: str, prefix: str, data: bytes | None) -> None:
-    record = {"head": head, "prefix": prefix, "data": None if data is None else _b64(data)}
+    # Bytes as latin-1 text: lossless, and no base64 import on the skip path.
+    text = None if data is None else data.decode("latin-1")
+    record = {"head": head, "prefix": prefix, "data": text}
     with contextlib.suppress(OSError):  # only an accelerator
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(record), durable=False)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def on_disk(dd: DataDir) -> bytes | None:

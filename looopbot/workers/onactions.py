@@ -63,14 +63,6 @@ def record_rel(wid: str) -> str:
     return f"{RECORDS}/{wid}.json"
 
 
-def has_records(dd: DataDir) -> bool:
-    """A stat: every beat asks, and a repo without Actions workers must pay nothing."""
-    try:
-        return any(p.name.endswith(".json") for p in (dd.root / RECORDS).iterdir())
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-
-
 def read(dd: DataDir, wid: str) -> ActionsWorker | None:
     """The record of Actions worker `wid`, None when there is none or it is not one of ours
     (a hand-edited file must not build refs or requests)."""

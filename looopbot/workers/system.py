@@ -91,10 +91,13 @@ def snapshots(dd: DataDir, *, stuck_after: float) -> dict[str, Any]:
 
 def _add_actions_workers(dd: DataDir, workers: dict[str, Any]) -> None:
     """Workers on GitHub Actions (workers.backend: actions) join sys-workers, read from
-    their runs; a stat when there are none."""
-    from looopbot.workers.onactions import has_records
-
-    if not has_records(dd):
+    their runs; a listdir when there are none (onactions, which imports the GitHub client,
+    is not even imported then)."""
+    try:
+        records = [n for n in os.listdir(dd.path("workers")) if n.endswith(".json")]
+    except (FileNotFoundError, NotADirectoryError):
+        records = []
+    if not records:
         return
     import json
 
