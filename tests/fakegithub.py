@@ -17,12 +17,16 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fakerepo import BOT, FakeRepo, Request, user
+
+if TYPE_CHECKING:
+    from looopbot.github.client import GitHubClient
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 RECORDED_BASE = "https://api.github.com"
@@ -44,6 +48,31 @@ class _Scripted(NamedTuple):
     headers: dict[str, str]
     body: dict[str, Any]
     path: str | None = None  # only a request for this path meets it
+
+
+def client_for(
+    fake: FakeGitHub,
+    repo: str,
+    token: str,
+    *,
+    sleep: Callable[[float], None] | None = None,
+    max_wait: float = 0,
+    **settings: Any,
+) -> GitHubClient:
+    """looopbot's GitHub client of `repo` on this fake, the token from GITHUB_TOKEN as a
+    real run gets it; rate-limit waits are not slept unless `sleep` says otherwise."""
+    from looopbot import config
+    from looopbot.github.client import connect
+
+    base = config._build({"github": {}}, {}).github
+    assert base is not None
+    return connect(
+        base._replace(api_url=fake.base_url, **settings),
+        repo,
+        env={"GITHUB_TOKEN": token},
+        sleep=sleep if sleep is not None else (lambda _s: None),
+        max_wait=max_wait,
+    )
 
 
 def fixture(name: str) -> Any:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from fakegithub import FakeGitHub
+from fakegithub import client_for as connected
 
-from looopbot import config
 from looopbot.github import actions
-from looopbot.github.client import GitHubClient, GitHubUnavailable, connect
+from looopbot.github.client import GitHubClient, GitHubUnavailable
 
 TOKEN = "ghp_" + "Act10n" * 6
 NAME = "octo/data"
@@ -27,15 +27,7 @@ def fake() -> Iterator[FakeGitHub]:
 
 
 def client_for(fake: FakeGitHub) -> GitHubClient:
-    base = config._build({"github": {}}, {}).github
-    assert base is not None
-    return connect(
-        base._replace(api_url=fake.base_url),
-        NAME,
-        env={"GITHUB_TOKEN": TOKEN},
-        sleep=lambda s: None,
-        max_wait=0,
-    )
+    return connected(fake, NAME, TOKEN)
 
 
 def test_dispatch_then_the_newest_run_then_cancel(fake: FakeGitHub) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fakegithub import FakeGitHub
+from fakegithub import client_for as connected
 from githubworld import (
     BRANCH_REF,
     COMMENTS,
@@ -25,9 +26,8 @@ from githubworld import (
     status,
 )
 
-from looopbot import config
 from looopbot.github import conditional, mentions, pulls, sensor
-from looopbot.github.client import GitHubClient, connect
+from looopbot.github.client import GitHubClient
 
 TOKEN = "ghp_" + "Ch3cks" * 6
 
@@ -54,15 +54,7 @@ class Sensor:
 
 
 def client_for(fake: FakeGitHub, **settings: Any) -> GitHubClient:
-    base = config._build({"github": {}}, {}).github
-    assert base is not None
-    return connect(
-        base._replace(api_url=fake.base_url, **settings),
-        "octocat/Hello-World",
-        env={"GITHUB_TOKEN": TOKEN},
-        sleep=lambda s: None,
-        max_wait=0,
-    )
+    return connected(fake, "octocat/Hello-World", TOKEN, **settings)
 
 
 @pytest.fixture

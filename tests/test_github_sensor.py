@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from conftest import NOOP, make_repo
 from fakegithub import FakeGitHub, fixture
+from fakegithub import client_for as connected
 from githubworld import ISSUES, World, check_run, comment, sha
 
-from looopbot import config
 from looopbot.github import sensor
-from looopbot.github.client import GitHubClient, connect
+from looopbot.github.client import GitHubClient
 
 TOKEN = "ghp_" + "S3cr3t" * 6
 
@@ -34,15 +34,7 @@ def fake() -> Iterator[FakeGitHub]:
 
 
 def client_for(fake: FakeGitHub) -> GitHubClient:
-    base = config._build({"github": {}}, {}).github
-    assert base is not None
-    return connect(
-        base._replace(api_url=fake.base_url),
-        "octocat/Hello-World",
-        env={"GITHUB_TOKEN": TOKEN},
-        sleep=lambda s: None,
-        max_wait=0,
-    )
+    return connected(fake, "octocat/Hello-World", TOKEN)
 
 
 def open_items() -> list[dict[str, Any]]:
