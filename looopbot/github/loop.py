@@ -48,6 +48,17 @@ class Before(NamedTuple):
     asides: tuple[str, ...] = ()  # GitHub failures: journaled only on a beat that commits
 
 
+def _find_or_create(
+    client: GitHubClient, dd: DataDir, config: Config, saved: dict[str, Any]
+) -> tuple[dashboard.Issue, bool]:
+    """The dashboard issue, opened (with an empty set of boxes) when there is none; and
+    whether it was just opened. Inside the caller's `talking`."""
+    issue = dashboard.find(client, _known(saved))
+    if issue is not None:
+        return issue, False
+    return dashboard.create(client, _body(dd, config, saved, dashboard.Ticks(), "")), True
+
+
 def before(dd: DataDir, config: Config, changes: Changes, now: float) -> Before:
     """Read the dashboard before sensing. Never raises for GitHub or its setup."""
     saved = _load(dd, config)
@@ -55,9 +66,8 @@ def before(dd: DataDir, config: Config, changes: Changes, now: float) -> Before:
     try:
         client = _connect(dd, config)
         with client.talking("read the dashboard issue"):
-            issue = dashboard.find(client, _known(saved))
-            if issue is None:
-                issue = dashboard.create(client, _body(dd, config, saved, dashboard.Ticks(), ""))
+            issue, made = _find_or_create(client, dd, config, saved)
+            if made:
                 saved["owed"] = True  # the first body had no repository link to go by
     except GitHubUnavailable as exc:
         # Unread, the boxes keep their last known state: a pause stays a pause.
@@ -130,9 +140,7 @@ def after(
     try:
         client = _connect(dd, config)
         with client.talking("update the dashboard issue"):
-            issue = dashboard.find(client, _known(saved))
-            if issue is None:
-                issue = dashboard.create(client, _body(dd, config, saved, dashboard.Ticks(), ""))
+            issue, _made = _find_or_create(client, dd, config, saved)
             ticked = dashboard.ticks(issue.body)
             # Re-read just now: a box a human ticked while the beat ran is kept.
             boxes = ticked._replace(run_now=ticked.run_now and not saved.get("consumed"))
