@@ -68,6 +68,9 @@ LIMITS: dict[str, tuple[str, Any]] = {
     "network_timeout": ("seconds", 300),
     "worker_stuck_after": ("seconds", 900),
     "kill_stuck_after": ("seconds?", None),
+    # How often a worker on GitHub Actions looks at its dashboard thread (github.thread):
+    # a quiet thread costs a 304, free of rate limit.
+    "thread_poll": ("seconds", 15),
     "allowed_actions": ("actions", list(ACTIONS)),
 }
 
@@ -163,6 +166,7 @@ class Limits(NamedTuple):
     network_timeout: float
     worker_stuck_after: float
     kill_stuck_after: float | None
+    thread_poll: float
     allowed_actions: frozenset[str]
 
 

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Literal, NamedTuple
 
 from looopbot import __version__
-from looopbot.config import GIT_NAME
+from looopbot.config import GIT_NAME, GitHubSettings
 from looopbot.errors import LooopbotError
 from looopbot.presets import CLI
 
@@ -94,18 +94,46 @@ def runner_values(runner: str) -> dict[str, str | list[str]]:
     }
 
 
-def actions_worker_values(token_env: str | None) -> dict[str, str | list[str]]:
-    """The beat's extras when it starts workers on Actions (workers.backend: actions, whose
-    token lives in `token_env`): the right to dispatch and cancel runs, and the job's own
-    token in that variable. Nothing otherwise: least permissions."""
-    if token_env is None:
-        return {"beat_permissions": [], "beat_github_env": []}
+def github_values(settings: GitHubSettings | None, backend: str) -> dict[str, str | list[str]]:
+    """What the jobs need of GitHub for the `github:` switches that are on: the job's own
+    token in `token_env`, and each permission at the least level that does the job. A
+    workflow that names its permissions gets `none` for every other one, so each feature
+    names what it reads too. Nothing when looopbot never calls GitHub: least permissions."""
+    if settings is None:
+        return {
+            "beat_permissions": [],
+            "beat_github_env": [],
+            "worker_github": [],
+            "worker_github_env": [],
+        }
+    wants: dict[str, tuple[str, str]] = {}
+
+    def want(scope: str, level: str, why: str) -> None:
+        if wants.get(scope, ("", ""))[0] != "write":
+            wants[scope] = (level, why)
+
+    if settings.sensor:
+        for scope in ("issues", "pull-requests", "checks", "statuses"):
+            want(scope, "read", "github.sensor reads issues, pull requests and checks")
+    if settings.dashboard:
+        want("issues", "write", "github.dashboard keeps its issue and answers there")
+    if settings.pull_requests:
+        want("pull-requests", "write", "github.pull_requests opens workers' draft PRs")
+    if backend == "actions":
+        want("actions", "write", "workers.backend: actions dispatches and cancels runs")
+    lines: list[str] = []
+    for scope, (level, why) in wants.items():
+        lines += [f"# {why}", f"{scope}: {level}"]
+    token = f"{settings.token_env}: ${{{{ github.token }}}}"
+    thread = backend == "actions" and settings.dashboard
     return {
-        "beat_permissions": [
-            "# workers.backend: actions — the beat dispatches and cancels workers' runs.",
-            "actions: write",
-        ],
-        "beat_github_env": [f"{token_env}: ${{{{ github.token }}}}"],
+        "beat_permissions": lines,
+        "beat_github_env": [token],
+        # The worker's run asks its questions and hears its answers on the dashboard.
+        "worker_github": ["# github.dashboard: the worker's dashboard thread", "issues: write"]
+        if thread
+        else [],
+        "worker_github_env": [token] if thread else [],
     }
 
 
@@ -115,10 +143,11 @@ def render(
     runner: str,
     branch: str,
     version: str = __version__,
-    actions_token_env: str | None = None,
+    github: GitHubSettings | None = None,
+    backend: str = "local",
 ) -> str:
-    """A workflow as installed: stamped, for this runner, branch and looopbot version (and,
-    with `actions_token_env`, a beat that may start workers on GitHub Actions)."""
+    """A workflow as installed: stamped, for this runner, branch and looopbot version, with
+    what the `github:` switches (and workers on Actions) need of GitHub."""
     if not GIT_NAME.fullmatch(branch):
         # It goes into YAML and into an `if:` expression: a quote or `||` there would
         # change what the workflow does.
@@ -130,7 +159,7 @@ def render(
         "version": version,
         "branch": branch,
         **runner_values(runner),
-        **actions_worker_values(actions_token_env),
+        **github_values(github, backend),
     }
     body = render_text(template(rel), values)
     head = (

@@ -90,6 +90,11 @@ class FakeRepo:
         with self.lock:
             return self._new_comment(number, body, user, association)
 
+    def edit_comment(self, cid: int, body: str) -> None:
+        """Its author edits comment `cid`: the body and `updated_at` change, `created_at` stays."""
+        with self.lock:
+            self.comments[cid].update(body=body, body_text=body, updated_at=self._now())
+
     def edit_issue(self, number: int, **fields: Any) -> None:
         with self.lock:
             self.issues[number].update(fields)
@@ -108,6 +113,19 @@ class FakeRepo:
     def start_run(self, run_id: int) -> None:
         with self.lock:
             self.runs[run_id].update(status="in_progress", updated_at=self._now())
+
+    def rerun(self, run_id: int) -> None:
+        """A human presses "Re-run": the same run, its next attempt, started now."""
+        with self.lock:
+            run = self.runs[run_id]
+            now = self._now()
+            run.update(
+                status="queued",
+                conclusion=None,
+                run_attempt=run["run_attempt"] + 1,
+                run_started_at=now,
+                updated_at=now,
+            )
 
     def merge_pull(self, number: int, *, user: str = "octocat") -> None:
         """A human merges pull request `number` (the bot never does)."""
@@ -249,7 +267,9 @@ class FakeRepo:
         text = (req.body or {}).get("body")
         if not isinstance(text, str) or not text:
             return _invalid("body", "missing_field")
-        return 201, self._public(self._new_comment(int(number), text, req.user, "OWNER"))
+        # An app's bot (github-actions[bot]) is no member of the repository.
+        association = "NONE" if req.user.endswith("[bot]") else "OWNER"
+        return 201, self._public(self._new_comment(int(number), text, req.user, association))
 
     def _get_comment(self, _req: Request, cid: str) -> Answer:
         found = self.comments.get(int(cid))

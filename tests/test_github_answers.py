@@ -78,6 +78,14 @@ def test_rows_and_commands_parse_strictly() -> None:
     assert isinstance(answers.parse("/answer w1"), answers.Refusal)
     assert isinstance(answers.parse("/answer w1 a\x00b"), answers.Refusal)
     assert isinstance(answers.parse("/answer w1 " + "x" * 5000), answers.Refusal)
+    # Named keys, and an answer that names its ask.
+    assert answers.parse("/keys w1 Enter  C-c") == answers.Parsed("w1", "Enter C-c", "keys")
+    assert isinstance(answers.parse("/keys w1 Enter rm"), answers.Refusal)
+    assert isinstance(answers.parse("/keys w1#2 Enter"), answers.Refusal)
+    assert answers.parse("/keysw1 Enter") is None
+    named = answers.parse("/answer w1#2 yes")
+    assert named == answers.Parsed("w1", "yes", "answer", "w1#2") and named.target == "w1#2"
+    assert isinstance(answers.parse("/answer w1#x yes"), answers.Refusal)
 
 
 def test_a_flag_is_posted_once_and_a_collaborators_answer_delivered_once(
@@ -274,3 +282,40 @@ def test_an_ask_with_options_takes_only_those_from_github(
     assert wrepo.tick("--force", env=ENV).code == 0
     assert reactions(gh, right["id"]) == ["+1"]
     assert wait_lines(out, 3) == ["w1#1", "hold", "exit 0"]
+
+
+def test_keys_and_an_answer_naming_its_ask_reach_a_local_worker(
+    wrepo: Repo, fake: FakeGitHub, tmp_path: Path
+) -> None:
+    """`/keys` and `/answer <worker>#<n>` on the dashboard do what `send_key` and
+    `looopbot answer ID#n` do here; a stale ask id is refused with a reply."""
+    gh = fake.repo(NAME)
+    asked, echo = tmp_path / "asked", tmp_path / "echo"
+    spec = task(
+        "w1",
+        ask={"question": "which?", "options": "a,b", "out": str(asked)},
+        read=3,
+        echo=str(echo),
+    )
+    assert wrepo.run("worker", "start", "w1", spec).code == 0
+    wait_for(wrepo.root / ".looopbot" / "workers" / "w1" / "flag")
+    wrepo.decide(NOOP, NOOP, NOOP)
+    assert wrepo.tick(env=ENV).code == 0
+    number = board(gh)["number"]
+    gh.set_permission("alice", "write")
+    stale = gh.comment(number, "/answer w1#7 a", user="alice", association="COLLABORATOR")
+    named = gh.comment(number, "/answer w1#1 B", user="alice", association="COLLABORATOR")
+    keys = gh.comment(number, "/keys w1 Enter", user="alice", association="COLLABORATOR")
+    bad = gh.comment(number, "/keys w1 Enter Home", user="alice", association="COLLABORATOR")
+    wrepo.decide(NOOP)
+    assert wrepo.tick("--force", env=ENV).code == 0
+    assert wait_lines(asked, 3) == ["w1#1", "b", "exit 0"]
+    assert wait_lines(echo, 2) == ["b", ""]  # the answer, then the Enter key's empty line
+    assert reactions(gh, named["id"]) == ["+1"] and reactions(gh, keys["id"]) == ["+1"]
+    assert reactions(gh, stale["id"]) == ["confused"] and reactions(gh, bad["id"]) == ["confused"]
+    replies = [b for b in bot_said(gh) if "was not delivered" in b]
+    assert any("w1#7 is not pending" in b for b in replies), replies
+    assert any("unknown key 'Home'" in b for b in replies), replies
+    journal = wrepo.read("journal.md")
+    assert "answered w1#1 from the GitHub dashboard (@alice): B" in journal
+    assert "sent keys to w1 from the GitHub dashboard (@alice): Enter" in journal

@@ -47,12 +47,13 @@ def plan_for(dd: DataDir, changes: Changes, config: Config, branch: str) -> list
     for rel in workflows.WORKFLOWS:
         raw = read_bytes_or_none(dd.path(rel))
         existing[rel] = None if raw is None else raw.decode("utf-8", errors="replace")
-    # A beat that starts workers on Actions dispatches runs with the job's own token.
-    on_actions = config.workers_backend == "actions" and config.github is not None
-    token_env = config.github.token_env if on_actions and config.github else None
     rendered = {
         rel: workflows.render(
-            rel, runner=config.runner.name, branch=branch, actions_token_env=token_env
+            rel,
+            runner=config.runner.name,
+            branch=branch,
+            github=config.github,
+            backend=config.workers_backend,
         )
         for rel in workflows.WORKFLOWS
     }

@@ -34,9 +34,13 @@ LEDGER = ".looopbot/github.jsonl"
 WRITERS = ("OWNER", "MEMBER", "COLLABORATOR")
 _WRITE_PERMISSIONS = ("admin", "maintain", "write")
 _BODY_CAP = 2 * MESSAGE_CAP  # a longer comment is refused unread
-_COMMAND = re.compile(r"/answer[ \t]+(\S+)(?:[ \t]+|[ \t]*\n)(.+)", re.S)
+# `/answer <worker>[#<n>] <text>` and `/keys <worker> <key>…`; the text may start on the
+# next line.
+_COMMAND = re.compile(r"/(answer|keys)[ \t]+(\S+)(?:[ \t]+|[ \t]*\n)(.+)", re.S)
+_VERBS = ("/answer", "/keys")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-DONE = ("delivered", "refused", "interrupted")
+# `to-run`: addressed to a worker on GitHub Actions, whose run takes it (github.thread).
+DONE = ("delivered", "refused", "interrupted", "to-run")
 _SINCE_MARGIN_S = 60
 
 
@@ -116,6 +120,13 @@ def _inline(text: str) -> str:
 class Parsed(NamedTuple):
     worker: str
     text: str
+    verb: str = "answer"  # or "keys": `text` is then the key names, space-separated
+    ask: str | None = None  # `/answer w1#2 …` names the ask it answers
+
+    @property
+    def target(self) -> str:
+        """What `fleet.answer` takes: the ask's id when one was named, else the worker's."""
+        return self.ask or self.worker
 
 
 class Refusal(NamedTuple):
@@ -123,25 +134,34 @@ class Refusal(NamedTuple):
 
 
 def parse(body: str) -> Parsed | Refusal | None:
-    """An `/answer` comment's worker and text; None for any other comment."""
+    """An `/answer` or `/keys` comment's worker and text; None for any other comment."""
+    from looopbot.actions import KEYS
+
     text = body.replace("\r\n", "\n").strip()
-    if not text.startswith("/answer") or text[7:8] not in ("", " ", "\t", "\n"):
+    verb = next((v for v in _VERBS if text.startswith(v)), None)
+    if verb is None or text[len(verb) : len(verb) + 1] not in ("", " ", "\t", "\n"):
         return None
     if len(text.encode()) > _BODY_CAP:
         return Refusal(f"the comment is over the {_BODY_CAP}-byte cap")
     match = _COMMAND.fullmatch(text)
     if match is None:
-        return Refusal("write `/answer <worker> <text>`")
-    wid, said = match[1], match[2].strip("\n").strip()
-    if not is_valid_id(wid):
-        return Refusal(f"{one_line(wid, 70)!r} is not a worker id")
+        return Refusal(f"write `{verb} <worker> <{'keys' if verb == '/keys' else 'text'}>`")
+    wid, sep, n = match[2].partition("#")
+    said = match[3].strip("\n").strip()
+    if not is_valid_id(wid) or (sep and (verb == "/keys" or not n.isdigit())):
+        return Refusal(f"{one_line(match[2], 70)!r} is not a worker id")
     if not said:
         return Refusal("the answer is empty")
     if len(said.encode()) > MESSAGE_CAP:
         return Refusal(f"the answer is over the {MESSAGE_CAP}-byte cap")
     if _CONTROL.search(said):
         return Refusal("the answer holds control characters")
-    return Parsed(wid, said)
+    if verb == "/keys":
+        unknown = [k for k in said.split() if k not in KEYS]
+        if unknown:
+            return Refusal(f"unknown key {one_line(unknown[0], 20)!r} (valid: {', '.join(KEYS)})")
+        return Parsed(wid, " ".join(said.split()), "keys")
+    return Parsed(wid, said, "answer", match[2] if sep else None)
 
 
 class Comment(NamedTuple):
@@ -150,6 +170,8 @@ class Comment(NamedTuple):
     association: str
     body: str
     url: str
+    created_at: str = ""
+    bot: bool = False  # the user's type is Bot (github-actions[bot], an app)
 
 
 def comment_of(item: Any) -> Comment | None:
@@ -160,6 +182,8 @@ def comment_of(item: Any) -> Comment | None:
             str(item.get("author_association") or "NONE"),
             str(item.get("body") or ""),
             str(item.get("html_url") or ""),
+            str(item.get("created_at") or ""),
+            item["user"].get("type") == "Bot",
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -168,6 +192,18 @@ def comment_of(item: Any) -> Comment | None:
 def may_write(permission: Any) -> bool:
     """`GET …/collaborators/{user}/permission` says write (or more)."""
     return isinstance(permission, dict) and permission.get("permission") in _WRITE_PERMISSIONS
+
+
+def writes(client: GitHubClient, comment: Comment) -> bool:
+    """Whether the comment's author has write access: the association says so and —
+    since an org MEMBER need not have write access to this repository — GitHub confirms."""
+    if comment.association not in WRITERS:
+        return False
+    with client.talking(f"check @{comment.login}'s permission"):
+        permission = call(
+            client, "GET", f"/repos/{client.repo}/collaborators/{comment.login}/permission"
+        )
+    return may_write(permission.data)
 
 
 # --- taking answers and posting flags ---------------------------------------------
@@ -229,8 +265,9 @@ def take(talk: Talk, ledger: Ledger) -> list[str]:
 
 
 def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
-    """Judge one `/answer` comment and deliver it or refuse it; its journal lines."""
-    from looopbot.workers import fleet
+    """Judge one `/answer` or `/keys` comment and deliver it or refuse it; its journal
+    lines."""
+    from looopbot.workers import fleet, onactions
 
     client, dd, changes, saved, now = talk.client, talk.dd, talk.changes, talk.saved, talk.now
 
@@ -266,15 +303,19 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
             f"an /answer from {who} (comment {comment.id}) was interrupted while being "
             "delivered — not delivered again"
         ]
-    writer = comment.association in WRITERS
-    if writer:
-        # An org MEMBER need not have write access to this repository: ask GitHub.
-        with client.talking(f"check {who}'s permission"):
-            permission = call(
-                client, "GET", f"/repos/{client.repo}/collaborators/{comment.login}/permission"
-            )
-        writer = may_write(permission.data)
-    if not writer:
+    if isinstance(parsed, Parsed) and onactions.elsewhere(dd, parsed.worker) is not None:
+        # Its run reads the thread and answers it (github.thread): not delivered twice.
+        row(
+            changes,
+            now,
+            kind="answer",
+            comment=comment.id,
+            worker=parsed.worker,
+            by=comment.login,
+            result="to-run",
+        )
+        return []
+    if not writes(client, comment):
         # No reply to a stranger: a reply per comment would let anyone make the bot talk.
         done("refused", None, "confused", None)
         return [
@@ -301,12 +342,12 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
             result="taken",
         )
         try:
-            fleet.answer(dd, parsed.worker, parsed.text)
+            said = deliver(dd, parsed)
         except LooopbotError as exc:
             why = one_line(exc.message, 200)
         else:
             done("delivered", wid, "+1", None)
-            return [f"answered {wid} from the GitHub dashboard ({who}): {parsed.text}"]
+            return [f"{said} from the GitHub dashboard ({who}): {parsed.text}"]
     reason = why or "it cannot be delivered"
     done(
         "refused",
@@ -315,6 +356,18 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
         f"{who}: [this answer]({comment.url}) was not delivered: {reason}.",
     )
     return [f"refused an /answer from {who} (comment {comment.id}): {reason}"]
+
+
+def deliver(dd: DataDir, parsed: Parsed) -> str:
+    """Hand a parsed command to the worker's stdin (via its supervisor); what was done,
+    for a journal line ("answered w1#2")."""
+    from looopbot.workers import fleet
+
+    if parsed.verb == "keys":
+        fleet.keys(dd, parsed.worker, parsed.text.split())
+        return f"sent keys to {parsed.worker}"
+    fleet.answer(dd, parsed.target, parsed.text)
+    return f"answered {parsed.target}"
 
 
 def _options(dd: DataDir, wid: str) -> tuple[str, ...]:

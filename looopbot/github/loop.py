@@ -205,6 +205,11 @@ def _connect(dd: DataDir, config: Config) -> GitHubClient:
     )
 
 
+def known_issue(dd: DataDir, config: Config) -> dashboard.Issue | None:
+    """The dashboard issue as the last beat here found it (None: never found here)."""
+    return _known(_load(dd, config))
+
+
 def _paused(saved: dict[str, Any]) -> str:
     return (
         f"paused from the GitHub dashboard (issue #{saved.get('number')}) — untick "

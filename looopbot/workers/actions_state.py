@@ -24,7 +24,7 @@ from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.fsutil import write_atomic
 from looopbot.github.client import GitHubClient
-from looopbot.workers.onactions import BRIEF_TRAILER, WORKFLOW, ActionsWorker, client_for, records
+from looopbot.workers.onactions import WORKFLOW, ActionsWorker, client_for, records
 
 SCRATCH = "actions-runs.json"
 DISPATCHED = "dispatched"  # accepted by GitHub; its run not listed yet
@@ -36,7 +36,9 @@ def items(
     """(signal items, detail per worker) for every Actions worker; never raises.
     `previous` is the last sys-workers snapshot (or None)."""
     from looopbot.github.client import GitHubUnavailable
+    from looopbot.workers import actions_pr, delivery
 
+    pulls = delivery.enabled(config)
     workers = records(dd)
     last_items, last_detail = _previous(previous)
     scratch_path = dd.scratch(SCRATCH)
@@ -51,7 +53,20 @@ def items(
         same_run = known.get("started_at") == worker.started_at
         if not same_run:
             last, known = None, {}
-        if last is not None and last.get("state") == "completed" and known.get("ahead") is not None:
+        final = (
+            last is not None
+            and last.get("state") == "completed"
+            and known.get("ahead") is not None
+            # Its draft PR, when one is due, is opened and then watched until it is merged
+            # or closed (github.pull_requests).
+            and (
+                not pulls
+                or not actions_pr.due(last, known["ahead"])
+                or actions_pr.settled(last.get("pr"))
+            )
+        )
+        if final:
+            assert last is not None
             signal.append(last)  # final: no request at all
             detail[worker.id] = _plain(known)
             continue
@@ -73,8 +88,19 @@ def items(
         ahead = known.get("ahead")
         if changed or ahead is None:
             ahead = _ahead(dd, config, worker)
+        extra: dict[str, Any] = {}
+        if pulls and actions_pr.due(item, ahead):
+            entry = scratch.setdefault(worker.id, {})
+            # A run that has just ended (a re-run too) opens or updates its PR; an ended
+            # one's PR is only read, until it is merged or closed.
+            item["pr"], said = actions_pr.deliver(
+                dd, config, client, worker, last=(last or {}).get("pr"), saved=entry, renew=changed
+            )
+            # Its address stays known across a 304; an error is only the latest one's.
+            extra = {"pr_url": known["pr_url"]} if "pr_url" in known else {}
+            extra.update(said)
         signal.append(item)
-        detail[worker.id] = {**_base(worker), **info, "ahead": ahead}
+        detail[worker.id] = {**_base(worker), **info, "ahead": ahead, **extra}
     with contextlib.suppress(OSError):  # only an accelerator: the next beat asks in full
         scratch_path.parent.mkdir(parents=True, exist_ok=True)
         kept = {w.id: scratch[w.id] for w in workers if w.id in scratch}
@@ -133,6 +159,7 @@ def _ahead(dd: DataDir, config: Config, worker: ActionsWorker) -> int | None:
     """Commits the worker's branch (fetched now) holds beyond its base, the brief's own
     commits not counted; None when the remote or the history cannot tell."""
     from looopbot import remote
+    from looopbot.workers import actions_pr
 
     if dd.repo_root is None:
         return None
@@ -151,12 +178,10 @@ def _ahead(dd: DataDir, config: Config, worker: ActionsWorker) -> int | None:
     if not fetched.ok:
         return None
     # A shallow clone (an Actions checkout) may lack the base: count from HEAD then.
-    base = remote.rev(dd, worker.base) or "HEAD"
     counted = gitcli.run(
         dd.repo_root,
-        *("rev-list", "--count", "--invert-grep", f"--grep=^{BRIEF_TRAILER}: "),
-        mirror,
-        f"^{base}",
+        *("rev-list", "--count"),
+        *actions_pr.own_commits(dd, up.remote, worker),
         check=False,
     )
     text = counted.stdout.decode().strip()

@@ -39,7 +39,8 @@ from looopbot.workers.record import Worker
 
 if TYPE_CHECKING:
     from looopbot.github.client import GitHubClient
-    from looopbot.github.drafts import Pull
+    from looopbot.github.drafts import Draft, Pull, Verdict
+    from looopbot.remote import Upstream
 
 PR_FILE = "pr.json"
 STATES = ("pending", "open", "merged", "closed")
@@ -189,16 +190,10 @@ def _publish(
     if pushed is not None and not pushed.ok:
         raise LooopbotError(pushed.message)
     up = remote.upstream(dd, config)
-    # The base is where the branch forked from, as the remote names it (git.branch, the
-    # upstream's name), unless the data repo has moved to another branch since.
-    base = up.branch if worker.base_branch == up.local else worker.base_branch
     if client is None:
         client = connect(dd, config)
-    from looopbot.redact import redactor
-
-    scrub = redactor()
     commits, more = _commits(dd, worker)
-    draft = drafts.compose(
+    draft = draft_for(
         worker.id,
         worker.branch,
         _task(dd, worker.id),
@@ -206,9 +201,28 @@ def _publish(
         commits,
         more=more,
     )
-    # Briefs and commit subjects are anyone's words: no secret leaves for GitHub.
-    draft = drafts.Draft(scrub(draft.title), scrub(draft.body))
+    base = pr_base(up, worker.base_branch)
     return drafts.publish(client, worker.id, worker.branch, base, draft, known=known)
+
+
+def pr_base(up: Upstream, base_branch: str) -> str:
+    """The branch a worker's PR goes to: where the branch forked from, as the remote names
+    it (git.branch, the upstream's name), unless the data repo has moved to another branch
+    since."""
+    return up.branch if base_branch == up.local else base_branch
+
+
+def draft_for(
+    wid: str, branch: str, task: str, run: Verdict, commits: list[str], *, more: int
+) -> Draft:
+    """The draft PR's title and body, no secret in them: briefs and commit subjects are
+    anyone's words, and they leave for GitHub."""
+    from looopbot.github import drafts
+    from looopbot.redact import redactor
+
+    scrub = redactor()
+    draft = drafts.compose(wid, branch, task, run, commits, more=more)
+    return drafts.Draft(scrub(draft.title), scrub(draft.body))
 
 
 def connect(dd: DataDir, config: Config) -> GitHubClient:

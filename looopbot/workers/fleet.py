@@ -291,11 +291,28 @@ def _post(dd: DataDir, wid: str, message: dict[str, Any]) -> None:
     write_atomic(inbox / name, json.dumps(message), durable=False)
 
 
+def _thread(dd: DataDir, wid: str, body: str) -> bool:
+    """For a worker on GitHub Actions, say `body` in its dashboard thread (its run hands it
+    to the worker's stdin) and return True; False for a worker of this machine's."""
+    from looopbot.workers import onactions
+
+    check_id(wid)
+    if onactions.elsewhere(dd, wid) is None:
+        return False
+    from looopbot.config import load
+    from looopbot.github import thread
+
+    thread.relay(dd, load(dd), wid, body)
+    return True
+
+
 def steer(dd: DataDir, wid: str, text: str) -> None:
     """Deliver a line of text to a live worker's stdin."""
-    _live(dd, wid)
     if len(text.encode()) > MESSAGE_CAP:
         raise LooopbotError(f"the text for worker '{wid}' is over the {MESSAGE_CAP}-byte cap")
+    if _thread(dd, wid, f"/answer {wid} {text}"):
+        return  # a worker that asked takes it as its answer there, as steer_session does here
+    _live(dd, wid)
     _post(dd, wid, {"op": "input", "text": text})
 
 
@@ -308,6 +325,8 @@ def keys(dd: DataDir, wid: str, keys: Sequence[str]) -> None:
             if unknown
             else f"no keys given (valid: {', '.join(KEYS)})"
         )
+    if _thread(dd, wid, f"/keys {wid} {' '.join(keys)}"):
+        return
     _live(dd, wid)
     _post(dd, wid, {"op": "keys", "keys": list(keys)})
 
@@ -360,8 +379,8 @@ def kill(dd: DataDir, config: Config, wid: str, reason: str) -> str:
     from looopbot.workers.supervisor import note
 
     check_id(wid)
-    on_actions = onactions.read(dd, wid)
-    if on_actions is not None and record.read(dd, wid) is None:
+    on_actions = onactions.elsewhere(dd, wid)
+    if on_actions is not None:
         return onactions.stop(dd, config, on_actions)
     worker = stop(dd, wid)
     note(record.paths(dd, wid).log, f"killed by the loop: {reason}")
@@ -407,6 +426,11 @@ def answer(dd: DataDir, to: str, text: str) -> tuple[str, str]:
     worker's stdin, recorded for a `looopbot ask` that waits, then the question is down.
     Returns (the ask's id, the answer as delivered)."""
     wid, ask_id = asks.target(to)
+    if len(text.encode()) > MESSAGE_CAP:
+        raise LooopbotError(f"the answer for worker '{wid}' is over the {MESSAGE_CAP}-byte cap")
+    if _thread(dd, wid, f"/answer {to} {text}"):
+        # Its run delivers it, checking the ask's options, and says so there if it refuses.
+        return f"{to} (via its dashboard thread)", text
     question = asks.pending(dd, wid)
     if question is None:
         if ask_id is not None:

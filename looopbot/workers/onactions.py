@@ -99,12 +99,25 @@ def records(dd: DataDir) -> list[ActionsWorker]:
     return found
 
 
+def elsewhere(dd: DataDir, wid: str) -> ActionsWorker | None:
+    """The record of `wid` when it is a worker on GitHub Actions and not one of this
+    machine's (a local record, even an unreadable one, is the local worker's)."""
+    from looopbot.workers import record
+
+    try:
+        if record.read(dd, wid) is not None:
+            return None
+    except record.Unreadable:
+        return None
+    return read(dd, wid)
+
+
 def refuse_stdin(wid: str) -> LooopbotError:
-    """Steer, keys, restart and answer need a stdin this machine does not have."""
+    """What needs the worker's process here: a restart, its own questions, its log."""
     return LooopbotError(
-        f"worker '{wid}' runs on GitHub Actions and has no stdin here — steering and answers "
-        "for such workers go through their dashboard thread (github.dashboard), which is not "
-        f"built yet; 'looopbot worker stop {wid}' cancels its run"
+        f"worker '{wid}' runs on GitHub Actions, not here — answers, steering and keys go "
+        "to it through its dashboard thread (github.dashboard); its questions are asked "
+        f"from its run; 'looopbot worker stop {wid}' cancels the run"
     )
 
 

@@ -2,36 +2,61 @@
 `looopbot-worker.yml` in a checkout of the worker's branch on GitHub's runner.
 
 It runs the configured runner's worker command on the brief the start committed to the
-branch, then commits whatever the worker left uncommitted, and — when the worker succeeded
-— a last commit that drops the brief, so the branch's diff against its base is the work
-alone (a merged pull request must not carry the brief into the base branch). A failed
-worker keeps its brief, so "Re-run" on GitHub runs it again. A declared verify runs once
-after a worker that exited 0; a failing one fails the run (its conclusion says so).
-Pushing is the workflow's step, in plain sight.
+branch under the same supervisor a local worker has (workers.supervisor): a stdin pipe it
+keeps, an inbox, `looopbot ask`/`flag` recorded for this run — with the checkout as its
+worktree and this process as its supervisor. Beside it, the ear (workers.onthread) copies
+its output to the job's log and listens to its dashboard thread: the worker's questions
+go up, answers and keys come down to its stdin.
+
+Then it commits whatever the worker left uncommitted, and — when the worker succeeded — a
+last commit that drops the brief, so the branch's diff against its base is the work alone
+(a merged pull request must not carry the brief into the base branch). A failed worker
+keeps its brief, so "Re-run" on GitHub runs it again. A declared verify runs once after a
+worker that exited 0; a failing one fails the run (its conclusion says so). Pushing is the
+workflow's step, in plain sight.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from looopbot import gitcli, proc
 from looopbot.config import Config, author_identity
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.ids import check_branch_id
+from looopbot.workers import identity, record
 from looopbot.workers.onactions import BRIEF, BRIEF_TRAILER, VERIFY
+from looopbot.workers.record import Worker
 from looopbot.workers.record import branch as branch_of
+from looopbot.workers.supervisor import Supervisor, worker_env
 
-# GitHub ends a job after 6 hours at most; the workflow's timeout-minutes is the real limit.
-WORKER_TIMEOUT_S = 6 * 3600.0
+# What the worker's exit code is when the run was cancelled (SIGTERM) or it never started.
+CANCELLED = 143
+NOT_STARTED = 127
+
+
+class _Here(Supervisor):
+    """The supervisor of a worker that runs in the checkout it will be pushed from: its
+    end is recorded as is — verify, commits and the push are `run_here`'s and the
+    workflow's, not a local worker's delivery."""
+
+    def finish(self, code: int) -> None:
+        self.save(state="exited", exit_code=code, ended_at=time.time())
 
 
 def run_here(dd: DataDir, config: Config, wid: str) -> int:
-    """Run the worker; its exit code (124: timed out, 127: could not start)."""
+    """Run the worker; its exit code (143: cancelled, 127: could not start)."""
+    from looopbot.workers import onthread
+
     check_branch_id(wid, "worker id")
     root = dd.repo_root
     if root is None:
@@ -51,38 +76,42 @@ def run_here(dd: DataDir, config: Config, wid: str) -> int:
         raise LooopbotError(
             f"runner '{name}' has no worker command — set runners.{name}.worker in looopbot.yaml"
         )
-    from looopbot.runner import self_bin
-
     scratch = Path(tempfile.mkdtemp(prefix="looopbot-worker-"))
+    paths = record.paths(dd, wid)
     try:
         # Outside the checkout: the worker cannot edit its brief into its own commits.
         prompt_file = scratch / "brief.md"
         shutil.copyfile(brief, prompt_file)
-        log = scratch / "output.log"
-        env = {
-            "LOOOPBOT_SESSION_ID": wid,
-            "LOOOPBOT_DATA_DIR": str(dd.root),
-            "LOOOPBOT_WORKTREE": str(root),
-            "LOOOPBOT_BIN": self_bin(),
-        }
-        command = template.replace("{prompt_file}", shlex.quote(str(prompt_file)))
-        result = proc.run(
-            proc.Spec(
-                argv=["bash", "-c", command],
-                cwd=root,
-                env=proc.child_env(env),
-                timeout=WORKER_TIMEOUT_S,
-                stdout_tail=1024,
-                merge_stderr=True,
-                log=log,
-            )
+        shutil.rmtree(paths.dir, ignore_errors=True)  # an earlier run by hand, here
+        paths.inbox.mkdir(parents=True)
+        me = identity.of(os.getpid())
+        tip = gitcli.out(root, "rev-parse", "HEAD").strip()
+        worker = Worker(
+            id=wid,
+            state="starting",
+            command=template.replace("{prompt_file}", shlex.quote(str(prompt_file))),
+            branch=want,
+            base=tip,
+            base_branch=want,
+            started_at=time.time(),
+            supervisor=me,
         )
-        with log.open("rb") as f:  # the job's log shows what the worker printed
-            shutil.copyfileobj(f, sys.stdout.buffer)
-        sys.stdout.flush()
+        record.write(dd, worker)
+        sup = _Here(dd, worker, _env(dd, config, wid, root), cwd=root)
+        ear = onthread.ear_for(dd, config, wid, paths.log)
+        side = onthread.Companion(paths.log, ear, config.limits.thread_poll)
+        before = _on_signals(sup)
+        side.start()
+        try:
+            sup.run()
+        finally:
+            side.finish()
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+        ended = record.read(dd, wid)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    code = 127 if result.exit_code is None else 124 if result.timed_out else result.exit_code
+    code = _code(ended)
     _commit(root, config, f"looopbot: worker {wid} left this uncommitted", everything=True)
     check = dd.path(VERIFY)
     if code == 0 and check.is_file():
@@ -93,6 +122,34 @@ def run_here(dd: DataDir, config: Config, wid: str) -> int:
         _commit(root, config, f"looopbot: worker {wid} done\n\n{BRIEF_TRAILER}: {wid}\n")
     print(f"looopbot: worker {wid} exited {code}", file=sys.stderr)
     return code
+
+
+def _env(dd: DataDir, config: Config, wid: str, root: Path) -> dict[str, str]:
+    """The worker's environment, without the GitHub token: the worker has no business
+    with the API (actions/checkout leaves the job's token to git for the push, which is
+    why a worker on Actions is trusted like a collaborator — github.thread)."""
+    env = worker_env(dd, wid, root)
+    if config.github is not None:
+        env.pop(config.github.token_env, None)
+    return env
+
+
+def _on_signals(sup: Supervisor) -> dict[signal.Signals, Any]:
+    """A cancelled run (SIGTERM, SIGINT from the runner) ends the worker's group and
+    records it; the previous handlers, to put back."""
+
+    def on_term(_sig: int, _frame: Any) -> None:
+        sup.terminate = True  # the supervisor's loop sees it within POLL_S
+
+    return {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _code(ended: Worker | None) -> int:
+    if ended is None or ended.exit_code is None:
+        return NOT_STARTED if ended is None or ended.state != "killed" else CANCELLED
+    if ended.state == "killed":
+        return ended.exit_code or CANCELLED
+    return ended.exit_code
 
 
 def _verify(root: Path, config: Config, command: str) -> int:

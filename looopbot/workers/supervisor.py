@@ -122,10 +122,13 @@ class Group:
 
 
 class Supervisor:
-    def __init__(self, dd: DataDir, worker: Worker, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, dd: DataDir, worker: Worker, env: Mapping[str, str], cwd: Path | None = None
+    ) -> None:
         self.dd = dd
         self.worker = worker
         self.paths = record.paths(dd, worker.id)
+        self.cwd = cwd or self.paths.worktree  # `worker run` on Actions: the checkout itself
         self.env = dict(env)
         self.child: Group | None = None  # the worker
         self.verifier: Group | None = None  # its verify, once the worker has exited
@@ -137,9 +140,7 @@ class Supervisor:
 
     def spawn(self) -> None:
         # Its own process group: C-c and stop reach all of it.
-        child = Group(
-            self.worker.command, self.paths.worktree, self.env, self.paths.log, stdin_pipe=True
-        )
+        child = Group(self.worker.command, self.cwd, self.env, self.paths.log, stdin_pipe=True)
         assert child.proc.stdin is not None
         os.set_blocking(child.proc.stdin.fileno(), False)
         self.child = child
@@ -330,7 +331,7 @@ class Supervisor:
         log = self.paths.log
         note(log, f"verify: {command}")
         try:
-            group = Group(command, self.paths.worktree, self.env, log, stdin_pipe=False)
+            group = Group(command, self.cwd, self.env, log, stdin_pipe=False)
         except OSError as exc:
             note(log, f"verify: fail (it could not start: {exc})")
             return "fail"

@@ -556,3 +556,75 @@ def test_a_restart_without_verify_drops_the_earlier_one(tmp_path: Path, fake: Fa
     start(repo, prompt="two")
     listed = git(remote, "ls-tree", "-r", "--name-only", BRANCH).split()
     assert ".looopbot/worker-brief.md" in listed and ".looopbot/worker-verify" not in listed
+
+
+# --- draft pull requests (github.pull_requests) --------------------------------------------
+
+
+def test_a_run_that_succeeded_with_commits_gets_one_draft_pr_watched_until_merged(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    """No supervisor ends a worker on Actions here: the beat that reads the run's end opens
+    the draft PR, then reads it conditionally each beat until a human merges it."""
+    repo, remote = on_actions(tmp_path, fake)
+    repo.write(
+        "looopbot.yaml",
+        repo.read("looopbot.yaml").replace("  api_url:", "  pull_requests: true\n  api_url:"),
+    )
+    repo.git("commit", "-qam", "draft PRs")
+    start(repo, prompt='write the weekly report\nFAKE {"report": true}')
+    (run_id,) = gh(fake).runs
+    beat(repo)
+    assert gh(fake).pulls == {}  # running: nothing to deliver yet
+    work = runner_checkout(tmp_path, remote)
+    assert worker_run(work, repo).returncode == 0
+    git(work, "push", "-q", "origin", f"HEAD:refs/heads/{BRANCH}")  # the workflow's step
+    gh(fake).finish_run(run_id, "success")
+    # GitHub fails the beat's tries (the one before its move, the one after).
+    fake.fail_next(502, path=f"/repos/{NAME}/pulls", times=2)
+    beat(repo)
+    (item,) = workers_signal(repo)
+    assert item["pr"] == {"state": "pending"} and gh(fake).pulls == {}
+    detail = json.loads(repo.read("snapshots/sys-workers.json"))["detail"]["workers"]["w1"]
+    assert "502" in detail["pr_error"]
+    beat(repo)  # the next beat tries again
+    [pull] = gh(fake).pulls.values()
+    mine = repo.git("symbolic-ref", "--short", "HEAD").strip()
+    assert pull["draft"] and pull["head"]["ref"] == BRANCH and pull["base"]["ref"] == mine
+    assert "write the weekly report" in pull["body"] and "report from w1" in pull["body"]
+    assert "brief for worker" not in pull["body"]  # the brief's own commits are not the work
+    (item,) = workers_signal(repo)
+    assert item["pr"] == {"state": "open", "number": pull["number"]}
+    # Open and unchanged: one conditional read a beat, a 304, and no wake.
+    head = repo.head()
+    assert beat(repo, decides=False)["outcome"] == "unchanged" and repo.head() == head
+    assert fake.requests(f"/repos/{NAME}/pulls/{pull['number']}")[-1].status == 304
+    assert len(gh(fake).pulls) == 1
+    gh(fake).merge_pull(pull["number"])
+    assert beat(repo)["outcome"] == "decided"  # merged: the approval gate wakes the loop
+    (item,) = workers_signal(repo)
+    assert item["pr"] == {"state": "merged", "number": pull["number"]}
+    asked = len(fake.log)
+    assert beat(repo, decides=False)["outcome"] == "unchanged"
+    assert len(fake.log) == asked  # merged and ended: never asked about again
+    no_token_anywhere(repo, remote, fake)
+
+
+@pytest.mark.parametrize("conclusion", ["failure", "cancelled"])
+def test_no_pr_for_a_run_that_did_not_succeed(
+    tmp_path: Path, fake: FakeGitHub, conclusion: str
+) -> None:
+    repo, remote = on_actions(tmp_path, fake)
+    repo.write(
+        "looopbot.yaml",
+        repo.read("looopbot.yaml").replace("  api_url:", "  pull_requests: true\n  api_url:"),
+    )
+    repo.git("commit", "-qam", "draft PRs")
+    start(repo)
+    (run_id,) = gh(fake).runs
+    push_work(tmp_path, remote)
+    gh(fake).finish_run(run_id, conclusion)
+    beat(repo)
+    (item,) = workers_signal(repo)
+    assert item["conclusion"] == conclusion and "pr" not in item
+    assert gh(fake).pulls == {} and not fake.requests(f"/repos/{NAME}/pulls")

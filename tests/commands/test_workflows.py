@@ -412,3 +412,55 @@ def test_a_beat_that_starts_workers_on_actions_may_dispatch_them(repo: Repo) -> 
     assert linted.returncode == 0, linted.stdout + linted.stderr
     checked = schema(files)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_each_github_switch_gets_its_permission_and_the_token(repo: Repo) -> None:
+    """A workflow that names permissions gets `none` for the rest: the sensor must name what
+    it reads, the dashboard and draft PRs what they write — and the job's token must reach
+    looopbot. The worker's job asks and hears on the dashboard (issues: write) only when
+    the dashboard is on; nothing else changes."""
+    from ruamel.yaml import YAML
+
+    repo.write(
+        "looopbot.yaml",
+        repo.read("looopbot.yaml")
+        + "github:\n  repo: me/ops\n  dashboard: true\n  sensor: true\n  pull_requests: true\n"
+        + "workers:\n  backend: actions\n",
+    )
+    repo.git("commit", "-qam", "all of GitHub")
+    install(repo)
+    doc = YAML(typ="safe").load(repo.read(BEAT))
+    assert doc["permissions"] == {
+        "contents": "write",
+        "issues": "write",
+        "pull-requests": "write",
+        "checks": "read",
+        "statuses": "read",
+        "actions": "write",
+    }
+    beat = next(s for s in doc["jobs"]["beat"]["steps"] if s.get("name") == "Beat")
+    assert beat["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    worker = YAML(typ="safe").load(repo.read(WORKER))
+    assert worker["permissions"] == {"contents": "write", "issues": "write"}
+    work = next(s for s in worker["jobs"]["work"]["steps"] if s.get("name") == "Work")
+    assert work["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    files = [repo.root / rel for rel in WORKFLOWS]
+    linted = lint(files)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    checked = schema(files)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The dashboard alone, workers local: the beat reads and writes issues, no more.
+    repo.write(
+        "looopbot.yaml",
+        repo.read("looopbot.yaml")
+        .replace("  sensor: true\n  pull_requests: true\n", "")
+        .replace("backend: actions", "backend: local"),
+    )
+    repo.git("commit", "-qam", "the dashboard alone")
+    install(repo)
+    doc = YAML(typ="safe").load(repo.read(BEAT))
+    assert doc["permissions"] == {"contents": "write", "issues": "write"}
+    worker = YAML(typ="safe").load(repo.read(WORKER))
+    assert worker["permissions"] == {"contents": "write"}
+    work = next(s for s in worker["jobs"]["work"]["steps"] if s.get("name") == "Work")
+    assert "GITHUB_TOKEN" not in work["env"]
