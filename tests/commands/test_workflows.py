@@ -61,6 +61,14 @@ def lint(files: list[Path]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def valid(files: list[Path]) -> None:
+    """actionlint and GitHub's workflow schema both pass `files`."""
+    linted = lint(files)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    checked = schema(files)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def schema(files: list[Path]) -> subprocess.CompletedProcess[str]:
     exe = installed("check-jsonschema", Path(sys.executable).parent / "check-jsonschema")
     return subprocess.run(
@@ -407,11 +415,7 @@ def test_a_beat_that_starts_workers_on_actions_may_dispatch_them(repo: Repo) -> 
     assert doc["permissions"] == {"contents": "write", "actions": "write"}
     beat = next(s for s in doc["jobs"]["beat"]["steps"] if s.get("name") == "Beat")
     assert beat["env"]["OPS_TOKEN"] == "${{ github.token }}"
-    files = [repo.root / rel for rel in WORKFLOWS]
-    linted = lint(files)
-    assert linted.returncode == 0, linted.stdout + linted.stderr
-    checked = schema(files)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    valid([repo.root / rel for rel in WORKFLOWS])
 
 
 def test_each_github_switch_gets_its_permission_and_the_token(repo: Repo) -> None:
@@ -444,11 +448,7 @@ def test_each_github_switch_gets_its_permission_and_the_token(repo: Repo) -> Non
     assert worker["permissions"] == {"contents": "write", "issues": "write"}
     work = next(s for s in worker["jobs"]["work"]["steps"] if s.get("name") == "Work")
     assert work["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
-    files = [repo.root / rel for rel in WORKFLOWS]
-    linted = lint(files)
-    assert linted.returncode == 0, linted.stdout + linted.stderr
-    checked = schema(files)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    valid([repo.root / rel for rel in WORKFLOWS])
     # The dashboard alone, workers local: the beat reads and writes issues, no more.
     repo.write(
         "looopbot.yaml",
