@@ -228,7 +228,7 @@ def take(talk: Talk, ledger: Ledger) -> list[str]:
     place = saved.get("comments") if isinstance(saved.get("comments"), dict) else None
     if place is None or place.get("issue") != number:
         place = {"issue": number}
-    since = _margin(place.get("since"))
+    since = margin(place.get("since"))
     params = {"since": since} if since else {}
     try:
         with client.talking("read the dashboard's comments"):
@@ -411,7 +411,7 @@ def post_flags(talk: Talk, ledger: Ledger) -> None:
         )
 
 
-def _margin(newest: Any) -> str | None:
+def margin(newest: Any) -> str | None:
     """The `since` to ask with: a minute before the newest comment seen. GitHub's times
     have one-second steps, and a comment stamped in the second (or moments) before a read
     may list after it; reading a few again costs nothing (the ledger knows them)."""

@@ -12,6 +12,7 @@ overwritten by the next update.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.github.calls import Answer, call, listing
 from looopbot.github.client import GitHubClient, GitHubUnavailable
+from looopbot.ids import is_valid_id
 from looopbot.text import one_line
 
 TITLE = "looopbot dashboard"
@@ -192,6 +194,7 @@ def view(dd: DataDir, config: Config, now: float, last: Any) -> View:
         first = text.lstrip("\ufeff").split("\n", 1)[0]
         goals.append((gid, first.removeprefix("goal:").strip()))
     live = [Worker(w.id, w.state, record.flag(dd, w.id)) for w in fleet.workers(dd) if w.live]
+    live += _on_actions(dd)
     try:
         spent: float | None = ledger.spent_since(dd.ledger, ledger.day_start(now))
     except ledger.Mangled:
@@ -209,6 +212,27 @@ def view(dd: DataDir, config: Config, now: float, last: Any) -> View:
     return View(
         goals, live, journal.recent(dd.journal, 10), spent, config.limits.max_daily_usd, shown
     )
+
+
+def _on_actions(dd: DataDir) -> list[Worker]:
+    """Workers on GitHub Actions whose run is not over, as the last sys-workers snapshot
+    read them (their questions are in their own comments on this issue)."""
+    try:
+        snapshot = json.loads((dd.snapshots / "sys-workers.json").read_bytes())
+        items = snapshot["signal"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    found = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or item.get("backend") != "actions":
+            continue
+        wid, state = item.get("id"), item.get("state")
+        # A committed file, which a human may have edited: only what an id may be.
+        if not (isinstance(wid, str) and is_valid_id(wid) and isinstance(state, str)):
+            continue
+        if state.isidentifier() and state != "completed":
+            found.append(Worker(wid, f"{state} on GitHub Actions", None))
+    return found
 
 
 # --- the issue on GitHub -------------------------------------------------------------

@@ -177,7 +177,6 @@ def _ahead(dd: DataDir, config: Config, worker: ActionsWorker) -> int | None:
     )
     if not fetched.ok:
         return None
-    # A shallow clone (an Actions checkout) may lack the base: count from HEAD then.
     counted = gitcli.run(
         dd.repo_root,
         *("rev-list", "--count"),

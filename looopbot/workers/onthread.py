@@ -49,7 +49,8 @@ class Ear:
         self.dd, self.client, self.wid, self.log = dd, client, wid, log
         self.number: int | None = None
         self.since: str | None = None  # comments created before this are not ours
-        self.etag: str | None = None
+        self.window: str | None = None  # the `since` asked with: moves up as comments come
+        self.etag: str | None = None  # of the answer to `window`
         self.seen: set[int] = set()
         self.posted: set[str] = set()  # the asks already on the dashboard
         self.owed: list[dict[str, Any]] = []  # reactions and replies GitHub did not take
@@ -122,26 +123,34 @@ class Ear:
 
     def _take(self) -> None:
         assert self.since is not None
+        # Asked from a minute before the newest comment seen, not from the start: the list
+        # stays short, and a new comment never hides on a page whose first one is unchanged
+        # (a 304 speaks for page 1 only).
+        window = self.window or self.since
         with self.client.talking("read the dashboard's comments"):
-            got = listing(
-                self.client, self._comments(), etag=self.etag, params={"since": self.since}
-            )
+            got = listing(self.client, self._comments(), etag=self.etag, params={"since": window})
         if got.status == 304:
             return
+        newest = window
         for item in got.data or []:
             comment = answers.comment_of(item)
             if comment is None or comment.id in self.seen:
                 continue
             parsed = answers.parse(comment.body)
             ours = isinstance(parsed, answers.Parsed) and parsed.worker == self.wid
-            if not ours or comment.created_at < self.since:
+            if ours and comment.created_at >= self.since:
+                assert isinstance(parsed, answers.Parsed)
+                may = thread.trusted(self.client, comment)  # may raise: asked again next poll
+                self.seen.add(comment.id)
+                self._hear(comment, parsed, may)
+            else:
                 self.seen.add(comment.id)  # another worker's, not a command, or too old
-                continue
-            assert isinstance(parsed, answers.Parsed)
-            may = thread.trusted(self.client, comment)  # may raise: asked again next poll
-            self.seen.add(comment.id)
-            self._hear(comment, parsed, may)
-        self.etag = got.etag  # the query never changes: its ETag stays good
+            newest = max(newest, str(item.get("updated_at") or ""))
+        # Never back: a window that only moves up keeps its ETag while nothing changes.
+        moved = max(window, answers.margin(newest) or window)
+        # The ETag belongs to its query: a moved window is a new one.
+        self.etag = got.etag if moved == window else None
+        self.window = moved
 
     def _hear(self, comment: answers.Comment, parsed: answers.Parsed, may: bool) -> None:
         who = f"@{comment.login}"

@@ -223,6 +223,8 @@ def test_the_loops_beat_leaves_answers_for_a_worker_on_actions_to_its_run(
     rows = [json.loads(x) for x in repo.read(".looopbot/github.jsonl").splitlines()]
     assert [r["result"] for r in rows if r.get("comment") == said["id"]] == ["to-run"]
     assert reactions(fake, said) == []  # its run reacts when it delivers
+    # The dashboard lists it among the live workers, as the last beat read its run.
+    assert "- `w1` queued on GitHub Actions" in gh(fake).issues[number]["body"]
     assert not [c for c in comments(fake, number) if "not delivered" in c["body"]]
     # A second beat does not judge it again.
     repo.decide(NOOP)
@@ -363,3 +365,24 @@ def test_what_its_run_would_refuse_is_never_posted(
     r = repo.run("answer", "w1", "x" * 5000)
     assert r.code == 1 and "cap" in r.err, r.err
     assert comments(fake, number) == [] and repo.head() == head
+
+
+def test_an_answer_behind_a_full_first_page_is_still_heard(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    """A `304` speaks for page 1 only: with more than a page of comments since the run
+    began, a new one lands on a later page — the run must still hear it."""
+    number = dashboard_issue(fake)
+    heard = tmp_path / "heard"
+    run_id = start(repo, fake, {"read": 1, "echo": str(heard)})
+    proc = worker_run(checkout(tmp_path, repo), run_id)
+    path = f"/repos/{NAME}/issues/{number}/comments"
+    until("listening", lambda: fake.requests(path), proc)
+    for n in range(130):
+        gh(fake).comment(number, f"chatter {n}", user="alice", association="COLLABORATOR")
+    read = len(fake.requests(path))
+    until("the chatter read", lambda: len(fake.requests(path)) > read + 2, proc)
+    gh(fake).comment(number, "/answer w1 still here", user="alice", association="COLLABORATOR")
+    code, _, err = finish(proc)
+    assert code == 0, err
+    assert lines(heard) == ["still here"]
