@@ -199,10 +199,17 @@ def writes(client: GitHubClient, comment: Comment) -> bool:
     since an org MEMBER need not have write access to this repository — GitHub confirms."""
     if comment.association not in WRITERS:
         return False
-    with client.talking(f"check @{comment.login}'s permission"):
-        permission = call(
-            client, "GET", f"/repos/{client.repo}/collaborators/{comment.login}/permission"
-        )
+    try:
+        with client.talking(f"check @{comment.login}'s permission"):
+            permission = call(
+                client, "GET", f"/repos/{client.repo}/collaborators/{comment.login}/permission"
+            )
+    except GitHubUnavailable as exc:
+        if exc.kind == "not-found":
+            # GitHub knows no such collaborator (a deleted account, a mannequin): an answer,
+            # not a failure — asked again, it would block every comment after this one.
+            return False
+        raise
     return may_write(permission.data)
 
 

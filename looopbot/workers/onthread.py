@@ -40,13 +40,24 @@ from looopbot.workers.supervisor import note
 TAIL_S = 0.2  # how often the worker's output is copied to the job's log
 FIND_EVERY = 10  # polls between looks for a dashboard issue that is not there yet
 _NO_RUN_MARGIN_S = 60  # outside Actions: comments from a minute before the start count
+# GitHub's answers that asking again will not change: what is owed is dropped on them.
+_FOR_GOOD = ("not-found", "invalid")
 
 
 class Ear:
     """One worker's side of its dashboard thread; `poll` never raises."""
 
-    def __init__(self, dd: DataDir, client: GitHubClient, wid: str, log: Path) -> None:
+    def __init__(
+        self,
+        dd: DataDir,
+        client: GitHubClient,
+        wid: str,
+        log: Path,
+        ending: threading.Event | None = None,
+    ) -> None:
         self.dd, self.client, self.wid, self.log = dd, client, wid, log
+        # Set when the run ends: a rate-limit wait under way stops (see `nap`).
+        self.ending = ending or threading.Event()
         self.number: int | None = None
         self.since: str | None = None  # comments created before this are not ours
         self.etag: str | None = None
@@ -135,7 +146,9 @@ class Ear:
             parsed = answers.parse(comment.body)
             ours = isinstance(parsed, answers.Parsed) and parsed.worker == self.wid
             if not ours or comment.created_at < self.since:
-                self.seen.add(comment.id)  # another worker's, not a command, or too old
+                # Not marked seen: a remark edited into `/answer w1 …` later counts when
+                # the edit is read, as a beat counts it for a local worker. Only a comment
+                # judged below is never judged again, however it is edited.
                 continue
             assert isinstance(parsed, answers.Parsed)
             may = thread.trusted(self.client, comment)  # may raise: asked again next poll
@@ -178,8 +191,16 @@ class Ear:
 
         assert self.number is not None
         while self.owed:
-            with self.client.talking("answer on the dashboard"):
-                outbox.send(self.client, self.number, self.owed[0])
+            try:
+                with self.client.talking("answer on the dashboard"):
+                    outbox.send(self.client, self.number, self.owed[0])
+            except GitHubUnavailable as exc:
+                if exc.kind not in _FOR_GOOD:
+                    raise  # tried again next poll
+                # A comment deleted before its reaction (404) would otherwise sit at the
+                # head of the queue for the rest of the run: every later poll would fail
+                # on it before reading the thread, and the worker would hear nothing more.
+                self._say(f"dropped (GitHub will not take it): {exc.message}")
             self.owed.pop(0)
 
     def _say(self, text: str) -> None:
@@ -199,12 +220,21 @@ def ear_for(dd: DataDir, config: Config, wid: str, log: Path) -> Ear | None:
     if settings is None or not settings.dashboard:
         note(log, "dashboard: github.dashboard is off — nobody can answer this worker's questions")
         return None
+    ending = threading.Event()
     try:
-        client = onactions.client_for(dd, config)
+        client = onactions.client_for(dd, config, sleep=lambda s: nap(ending, s))
     except LooopbotError as exc:
         note(log, f"dashboard: cannot listen: {exc.message}")
         return None
-    return Ear(dd, client, wid, log)
+    return Ear(dd, client, wid, log, ending)
+
+
+def nap(ending: threading.Event, seconds: float) -> None:
+    """The ear's wait for a rate limit (up to a minute): cut short when the run ends, since
+    `Companion.finish` waits for the poll under way — a minute's wait there would hold the
+    run's commit, and a cancelled run has seconds before the runner kills it."""
+    if ending.wait(seconds):
+        raise GitHubUnavailable("rate-limited", "the run is ending: not waiting out the rate limit")
 
 
 class Companion(threading.Thread):
@@ -238,4 +268,6 @@ class Companion(threading.Thread):
 
     def finish(self) -> None:
         self.done.set()
+        if self.ear is not None:
+            self.ear.ending.set()
         self.join()
