@@ -268,3 +268,27 @@ def test_the_loop_does_not_post_to_a_closed_dashboard(
     r = repo.run("answer", "w1", "yes")
     assert r.code == 1 and "no dashboard issue" in r.err, r.err
     assert comments(fake, number) == [] and repo.head() == head
+
+
+def test_a_run_github_will_not_show_keeps_trying_and_hears_nothing_old(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    """The run's own record (its start, from when comments count) refused: the thread is
+    not read at all until it is known — never with a guessed start that lets old comments
+    in — and one line says why."""
+    number = dashboard_issue(fake)
+    heard = tmp_path / "heard"
+    old = gh(fake).comment(number, "/answer w1 stale", user="alice", association="COLLABORATOR")
+    run_id = start(repo, fake, {"read": 1, "echo": str(heard)})  # dispatched after it
+    runs = f"/repos/{NAME}/actions/runs/{run_id}"
+    fake.fail_next(404, times=10_000, path=runs)
+    proc = worker_run(checkout(tmp_path, repo), run_id)
+    until("asked twice", lambda: len(fake.requests(runs)) >= 2, proc)
+    assert _listed(fake, number) == 0
+    fake.heal()
+    until("listening", lambda: _listed(fake, number), proc)
+    gh(fake).comment(number, "/answer w1 fresh", user="alice", association="COLLABORATOR")
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    assert lines(heard) == ["fresh"] and reactions(fake, old) == []
+    assert len([x for x in out.splitlines() if "404" in x]) == 1, out
