@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Repo
+from conftest import Repo, git
 from fakegithub import FakeGitHub
 from test_actions_thread import (
     ACTIONS_BOT,
     NAME,
+    RUN_TOKEN,
     checkout,
     comments,
     dashboard_issue,
@@ -292,3 +293,31 @@ def test_a_run_github_will_not_show_keeps_trying_and_hears_nothing_old(
     assert code == 0, out + err
     assert lines(heard) == ["fresh"] and reactions(fake, old) == []
     assert len([x for x in out.splitlines() if "404" in x]) == 1, out
+
+
+def test_the_runs_token_is_never_posted_logged_or_committed(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    """A worker that got hold of the job's token (actions/checkout leaves it to git) and
+    puts it in its question: the flag comment on the public thread is scrubbed, and the
+    run's local record (its output.log) is never committed to the branch."""
+    number = dashboard_issue(fake)
+    run_id = start(repo, fake, {})
+    answer = tmp_path / "answer"
+    command = f'"$LOOOPBOT_BIN" ask w1 "is {RUN_TOKEN} the token?" > {answer}'
+    work = checkout(tmp_path, repo)
+    proc = worker_run(work, run_id, LOOOPBOT_WORKER_COMMAND=command)
+
+    def flag() -> list[dict[str, object]]:
+        return [c for c in comments(fake, number) if "looopbot:flag w1" in str(c["body"])]
+
+    (posted,) = until("the question posted", flag, proc)
+    assert RUN_TOKEN not in str(posted["body"]) and "the token?" in str(posted["body"])
+    gh(fake).comment(number, "/answer w1 no", user="alice", association="COLLABORATOR")
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    assert "no" in answer.read_text()
+    assert RUN_TOKEN not in out + err
+    tracked = git(work, "ls-tree", "-r", "--name-only", "HEAD")
+    assert ".looopbot/workers/" not in tracked
+    assert RUN_TOKEN not in git(work, "log", "-p", "--all")
