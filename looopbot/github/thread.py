@@ -28,6 +28,8 @@ from looopbot.github import answers
 from looopbot.github.client import GitHubClient, GitHubUnavailable
 
 ACTIONS_BOT = "github-actions[bot]"
+# Failures after which a POST may have been taken all the same.
+_UNSURE = ("unreachable", "server", "broken")
 
 
 def trusted(client: GitHubClient, comment: answers.Comment) -> bool:
@@ -76,6 +78,9 @@ def relay(dd: DataDir, config: Config, wid: str, body: str) -> Relayed:
             raise LooopbotError(
                 "there is no dashboard issue yet — a beat with github.dashboard on opens it"
             )
+    except GitHubUnavailable as exc:
+        raise LooopbotError(f"worker '{wid}' did not hear it: {exc.message}") from None
+    try:
         with client.talking(f"post to {wid}'s dashboard thread"):
             from looopbot.github.calls import call
 
@@ -86,6 +91,13 @@ def relay(dd: DataDir, config: Config, wid: str, body: str) -> Relayed:
                 body={"body": body},
             )
     except GitHubUnavailable as exc:
-        raise LooopbotError(f"worker '{wid}' did not hear it: {exc.message}") from None
+        if exc.kind not in _UNSURE:
+            raise LooopbotError(f"worker '{wid}' did not hear it: {exc.message}") from None
+        # A POST that timed out or met a 5xx may have made the comment all the same, and
+        # its run hears it: "did not hear it" would invite saying it twice.
+        raise LooopbotError(
+            f"worker '{wid}' may or may not hear it: {exc.message} — look at the dashboard "
+            f"(issue #{issue.number}) before saying it again"
+        ) from None
     url = got.data.get("html_url") if isinstance(got.data, dict) else None
     return Relayed(str(url or issue.html_url), issue.number)
