@@ -19,13 +19,16 @@ the loop never merges and a merged pull request stays a human's act.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from looopbot.config import Config
 from looopbot.datadir import DataDir
 from looopbot.errors import LooopbotError
 from looopbot.github import answers
 from looopbot.github.client import GitHubClient, GitHubUnavailable
+
+if TYPE_CHECKING:
+    from looopbot.workers.onactions import ActionsWorker
 
 ACTIONS_BOT = "github-actions[bot]"
 # Failures after which a POST may have been taken all the same.
@@ -37,6 +40,29 @@ def trusted(client: GitHubClient, comment: answers.Comment) -> bool:
     if comment.bot and comment.login == ACTIONS_BOT:
         return True
     return answers.writes(client, comment)
+
+
+def unheard(client: GitHubClient, worker: ActionsWorker, comment: answers.Comment) -> str | None:
+    """Why no run of `worker` will ever hear `comment` — its run had ended before the
+    comment was made (a re-run hears only what is said after it starts) — or None when
+    one may. A beat leaves the rest to the run; this, it must answer: nobody else would.
+    May raise GitHubUnavailable (the beat asks again next time)."""
+    from looopbot.github import actions
+    from looopbot.github.calls import call
+    from looopbot.workers import onactions
+
+    run = actions.newest_run(client, onactions.WORKFLOW, worker.branch).run
+    if run is None or run.id <= worker.after_run or run.status != "completed":
+        return None  # dispatched or running: its run hears what is said since its start
+    with client.talking(f"read {worker.id}'s run"):
+        got = call(client, "GET", f"/repos/{client.repo}/actions/runs/{run.id}")
+    data = got.data if isinstance(got.data, dict) else {}
+    ended = data.get("updated_at")
+    if data.get("status") != "completed" or not isinstance(ended, str) or not ended:
+        return None  # re-run meanwhile
+    if not comment.created_at or comment.created_at <= ended:
+        return None  # said while it ran: the run judged it, or may have
+    return f"worker `{worker.id}` is not running on GitHub Actions (its run is over)"
 
 
 class Relayed(NamedTuple):

@@ -6,6 +6,7 @@ test_actions_thread."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Repo, git
+from conftest import NOOP, Repo, git
 from fakegithub import FakeGitHub
+from fakerepo import BOT
 from test_actions_thread import (
     ACTIONS_BOT,
     NAME,
@@ -328,3 +330,27 @@ def test_the_runs_token_is_never_posted_logged_or_committed(
     tracked = git(work, "ls-tree", "-r", "--name-only", "HEAD")
     assert ".looopbot/workers/" not in tracked
     assert RUN_TOKEN not in git(work, "log", "-p", "--all")
+
+
+def test_an_answer_to_a_worker_whose_run_is_over_is_refused_by_the_beat(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    """Its run gone, no ear hears the thread: the beat answers instead of recording it
+    `to-run` for nobody. What was said while the run ran stays the run's."""
+    number = dashboard_issue(fake)
+    run_id = start(repo, fake, {})
+    gh(fake).start_run(run_id)
+    during = gh(fake).comment(number, "/answer w1 early", user="alice", association="OWNER")
+    gh(fake).finish_run(run_id, "success")
+    late = gh(fake).comment(number, "/answer w1 late", user="alice", association="OWNER")
+    stranger = gh(fake).comment(number, "/answer w1 hi", user="mallory", association="NONE")
+    repo.decide(NOOP)
+    t = repo.tick()
+    assert t.code == 0, t.err
+    rows = [json.loads(x) for x in repo.read(".looopbot/github.jsonl").splitlines()]
+    result = {r["comment"]: r["result"] for r in rows if r.get("kind") == "answer"}
+    assert result == {during["id"]: "to-run", late["id"]: "refused", stranger["id"]: "refused"}
+    assert reactions(fake, late) == [(BOT, "confused")] and reactions(fake, during) == []
+    (reply,) = [c for c in comments(fake, number) if "was not delivered" in c["body"]]
+    assert "@alice" in reply["body"] and "its run is over" in reply["body"]
+    assert "@mallory" not in reply["body"]
