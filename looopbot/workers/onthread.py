@@ -59,6 +59,7 @@ class Ear:
         # Set when the run ends: a rate-limit wait under way stops (see `nap`).
         self.ending = ending or threading.Event()
         self.number: int | None = None
+        self.issue: dashboard.Issue | None = None  # as last found (its ETag: a 304 next time)
         self.since: str | None = None  # comments created before this are not ours
         self.etag: str | None = None
         self.seen: set[int] = set()
@@ -71,14 +72,10 @@ class Ear:
     def poll(self) -> None:
         self.polls += 1
         try:
-            if self.number is None and (self.polls - 1) % FIND_EVERY == 0:
-                with self.client.talking("find the dashboard issue"):
-                    found = dashboard.find(self.client, None)
-                if found is None:
-                    self._trouble("there is no dashboard issue yet: nobody can answer here")
-                    return
-                self.number = found.number
-                self._say(f"listening on the dashboard, issue #{found.number}")
+            # Looked for again now and then, not only until found: a dashboard closed by a
+            # human is replaced by the next beat, and `looopbot answer` posts on the new one.
+            if (self.polls - 1) % FIND_EVERY == 0:
+                self._find()
             if self.number is None:
                 return
             if self.since is None:
@@ -91,6 +88,26 @@ class Ear:
             self._trouble(exc.message)
         except Exception as exc:  # the ear must never take the worker down
             self._trouble(f"the dashboard thread failed: {one_line(repr(exc), 200)}")
+
+    def _find(self) -> None:
+        with self.client.talking("find the dashboard issue"):
+            found = dashboard.find(self.client, self.issue)  # a 304 while it stays
+        if found is None:
+            if self.number is None:
+                self._trouble("there is no dashboard issue yet: nobody can answer here")
+            return  # closed, none opened since: its thread is still read
+        moved = self.number is not None and found.number != self.number
+        self.issue = found
+        if found.number == self.number:
+            return
+        self.number, self.etag = found.number, None
+        self.posted.clear()  # the open question is asked again where people now look
+        said = (
+            "the dashboard moved: listening on issue"
+            if moved
+            else "listening on the dashboard, issue"
+        )
+        self._say(f"{said} #{found.number}")
 
     # --- since when ------------------------------------------------------------------
 

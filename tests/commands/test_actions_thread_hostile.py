@@ -354,3 +354,25 @@ def test_an_answer_to_a_worker_whose_run_is_over_is_refused_by_the_beat(
     (reply,) = [c for c in comments(fake, number) if "was not delivered" in c["body"]]
     assert "@alice" in reply["body"] and "its run is over" in reply["body"]
     assert "@mallory" not in reply["body"]
+
+
+def test_a_dashboard_closed_and_replaced_mid_run_is_followed(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    """A human closes the dashboard; a new one is opened (the next beat does): what the
+    loop says on the new one reaches the run, and its open question is asked there too."""
+    old = dashboard_issue(fake)
+    heard = tmp_path / "heard"
+    run_id = start(repo, fake, {"read": 1, "echo": str(heard)})
+    gh(fake).start_run(run_id)
+    proc = worker_run(checkout(tmp_path, repo), run_id)
+    until("listening", lambda: _listed(fake, old), proc)
+    gh(fake).edit_issue(old, state="closed")
+    new = dashboard_issue(fake)
+    said = repo.run("answer", "w1", "over here")
+    assert said.code == 0, said.err
+    assert [c["body"] for c in comments(fake, new)] == ["/answer w1 over here"]
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    assert lines(heard) == ["over here"]
+    assert f"the dashboard moved: listening on issue #{new}" in out
