@@ -376,3 +376,43 @@ def test_a_dashboard_closed_and_replaced_mid_run_is_followed(
     assert code == 0, out + err
     assert lines(heard) == ["over here"]
     assert f"the dashboard moved: listening on issue #{new}" in out
+
+
+def test_only_the_real_actions_bot_is_trusted_without_a_permission_check(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    """A user spelt like the bot but not a Bot, another app's bot, an OWNER association
+    GitHub's permission endpoint contradicts: each refused; a writer after them heard."""
+    number = dashboard_issue(fake)
+    heard = tmp_path / "heard"
+    run_id = start(repo, fake, {"read": 1, "echo": str(heard)})
+    gh(fake).set_permission("carol", "read")
+    proc = worker_run(checkout(tmp_path, repo), run_id)
+    until("listening", lambda: _listed(fake, number), proc)
+    with gh(fake).lock:  # made and disguised before the run can read it
+        fake_bot = gh(fake).comment(number, "/answer w1 a", user=ACTIONS_BOT, association="NONE")
+        gh(fake).comments[fake_bot["id"]]["user"]["type"] = "User"
+    app = gh(fake).comment(number, "/answer w1 b", user="evil-app[bot]", association="MEMBER")
+    owner = gh(fake).comment(number, "/answer w1 c", user="carol", association="OWNER")
+    until("the three refused", lambda: all(reactions(fake, c) for c in (fake_bot, app, owner)))
+    gh(fake).comment(number, "/answer w1 real", user="alice", association="COLLABORATOR")
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    assert lines(heard) == ["real"]
+    for c in (fake_bot, app, owner):
+        assert reactions(fake, c) == [(ACTIONS_BOT, "confused")]
+
+
+def test_keys_c_c_from_the_thread_interrupts_the_worker(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    number = dashboard_issue(fake)
+    run_id = start(repo, fake, {"read": 1})
+    work = checkout(tmp_path, repo)
+    proc = worker_run(work, run_id)
+    until("listening", lambda: _listed(fake, number), proc)
+    keys = gh(fake).comment(number, "/keys w1 C-c", user="alice", association="COLLABORATOR")
+    code, out, err = finish(proc)
+    assert code == 130, out + err  # the fake worker's group took SIGINT
+    assert reactions(fake, keys) == [(ACTIONS_BOT, "+1")]
+    assert (work / ".looopbot" / "worker-brief.md").exists()  # a failed worker keeps it
