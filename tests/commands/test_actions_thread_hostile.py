@@ -416,3 +416,26 @@ def test_keys_c_c_from_the_thread_interrupts_the_worker(
     assert code == 130, out + err  # the fake worker's group took SIGINT
     assert reactions(fake, keys) == [(ACTIONS_BOT, "+1")]
     assert (work / ".looopbot" / "worker-brief.md").exists()  # a failed worker keeps it
+
+
+def test_what_only_looks_like_an_answer_is_no_command() -> None:
+    """Quoted, fenced, fullwidth or zero-width-prefixed: not a command (a reply quoting an
+    answer must not deliver it again); odd ids and empty answers are refused, not guessed."""
+    from looopbot.github import answers
+
+    for body in (
+        "> /answer w1 yes",
+        "```\n/answer w1 yes\n```",
+        "\uff0fanswer w1 yes",  # fullwidth solidus
+        "\u200b/answer w1 yes",  # zero-width space first
+        "\u202e/answer w1 yes",  # right-to-left override first
+        "see /answer w1 yes",
+        "/answers w1 yes",
+    ):
+        assert answers.parse(body) is None, body
+    for body in ("/answer w1", "/answer w1    \n  ", "/answer w1\u200b yes"):
+        assert isinstance(answers.parse(body), answers.Refusal), body
+    assert isinstance(answers.parse("/answer w1 " + "x" * 100_000), answers.Refusal)
+    # Ids are case-sensitive: W1 is another worker (a beat says there is none), not w1.
+    assert answers.parse("/answer W1 yes") == answers.Parsed("W1", "yes")
+    assert answers.parse("/keys w1 C-c C-d") == answers.Parsed("w1", "C-c C-d", "keys")
