@@ -130,7 +130,14 @@ def github_values(settings: GitHubSettings | None, backend: str) -> dict[str, st
         "beat_permissions": lines,
         "beat_github_env": [token],
         # The worker's run asks its questions and hears its answers on the dashboard.
-        "worker_github": ["# github.dashboard: the worker's dashboard thread", "issues: write"]
+        # `actions: read`: the thread counts comments from the run's own start, which it
+        # reads from GitHub (GET …/actions/runs/{id}) — under `actions: none`, a private
+        # repository's run would never learn it, and never hear a word.
+        "worker_github": [
+            "# github.dashboard: the worker's dashboard thread",
+            "issues: write",
+            "actions: read",
+        ]
         if thread
         else [],
         "worker_github_env": [token] if thread else [],

@@ -199,10 +199,17 @@ def writes(client: GitHubClient, comment: Comment) -> bool:
     since an org MEMBER need not have write access to this repository — GitHub confirms."""
     if comment.association not in WRITERS:
         return False
-    with client.talking(f"check @{comment.login}'s permission"):
-        permission = call(
-            client, "GET", f"/repos/{client.repo}/collaborators/{comment.login}/permission"
-        )
+    try:
+        with client.talking(f"check @{comment.login}'s permission"):
+            permission = call(
+                client, "GET", f"/repos/{client.repo}/collaborators/{comment.login}/permission"
+            )
+    except GitHubUnavailable as exc:
+        if exc.kind == "not-found":
+            # GitHub knows no such collaborator (a deleted account, a mannequin): an answer,
+            # not a failure — asked again, it would block every comment after this one.
+            return False
+        raise
     return may_write(permission.data)
 
 
@@ -303,7 +310,14 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
             f"an /answer from {who} (comment {comment.id}) was interrupted while being "
             "delivered — not delivered again"
         ]
-    if isinstance(parsed, Parsed) and onactions.elsewhere(dd, parsed.worker) is not None:
+    remote = onactions.elsewhere(dd, parsed.worker) if isinstance(parsed, Parsed) else None
+    gone: str | None = None
+    if remote is not None:
+        from looopbot.github import thread
+
+        # Said after its run ended, nobody would ever answer it: refused here, below.
+        gone = thread.unheard(client, remote, comment)
+    if isinstance(parsed, Parsed) and remote is not None and gone is None:
         # Its run reads the thread and answers it (github.thread): not delivered twice.
         row(
             changes,
@@ -323,8 +337,8 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
             f"association {comment.association}): only people with write access may answer"
         ]
     wid = parsed.worker if isinstance(parsed, Parsed) else None
-    why: str | None = parsed.why if isinstance(parsed, Refusal) else None
-    if isinstance(parsed, Parsed):
+    why: str | None = parsed.why if isinstance(parsed, Refusal) else gone
+    if isinstance(parsed, Parsed) and why is None:
         try:
             worker = fleet.get(dd, parsed.worker)
             if not worker.live:

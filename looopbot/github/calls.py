@@ -71,4 +71,6 @@ def listing(
         page = call(client, "GET", following)
         items += page.data or []
         following, pages = page.next_url, pages + 1
-    return first._replace(data=items, next_url=None)
+    # Page 1's ETag covers page 1 only: a list that runs on grows on its last page, and a
+    # 304 for page 1 would hide the new items there for good. A long list is read whole.
+    return first._replace(data=items, next_url=None, etag=first.etag if pages == 1 else None)

@@ -19,7 +19,7 @@ the loop never merges and a merged pull request stays a human's act.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from looopbot.config import Config
 from looopbot.datadir import DataDir
@@ -27,7 +27,12 @@ from looopbot.errors import LooopbotError
 from looopbot.github import answers
 from looopbot.github.client import GitHubClient, GitHubUnavailable
 
+if TYPE_CHECKING:
+    from looopbot.workers.onactions import ActionsWorker
+
 ACTIONS_BOT = "github-actions[bot]"
+# Failures after which a POST may have been taken all the same.
+_UNSURE = ("unreachable", "server", "broken")
 
 
 def trusted(client: GitHubClient, comment: answers.Comment) -> bool:
@@ -35,6 +40,29 @@ def trusted(client: GitHubClient, comment: answers.Comment) -> bool:
     if comment.bot and comment.login == ACTIONS_BOT:
         return True
     return answers.writes(client, comment)
+
+
+def unheard(client: GitHubClient, worker: ActionsWorker, comment: answers.Comment) -> str | None:
+    """Why no run of `worker` will ever hear `comment` — its run had ended before the
+    comment was made (a re-run hears only what is said after it starts) — or None when
+    one may. A beat leaves the rest to the run; this, it must answer: nobody else would.
+    May raise GitHubUnavailable (the beat asks again next time)."""
+    from looopbot.github import actions
+    from looopbot.github.calls import call
+    from looopbot.workers import onactions
+
+    run = actions.newest_run(client, onactions.WORKFLOW, worker.branch).run
+    if run is None or run.id <= worker.after_run or run.status != "completed":
+        return None  # dispatched or running: its run hears what is said since its start
+    with client.talking(f"read {worker.id}'s run"):
+        got = call(client, "GET", f"/repos/{client.repo}/actions/runs/{run.id}")
+    data = got.data if isinstance(got.data, dict) else {}
+    ended = data.get("updated_at")
+    if data.get("status") != "completed" or not isinstance(ended, str) or not ended:
+        return None  # re-run meanwhile
+    if not comment.created_at or comment.created_at <= ended:
+        return None  # said while it ran: the run judged it, or may have
+    return f"worker `{worker.id}` is not running on GitHub Actions (its run is over)"
 
 
 class Relayed(NamedTuple):
@@ -76,6 +104,9 @@ def relay(dd: DataDir, config: Config, wid: str, body: str) -> Relayed:
             raise LooopbotError(
                 "there is no dashboard issue yet — a beat with github.dashboard on opens it"
             )
+    except GitHubUnavailable as exc:
+        raise LooopbotError(f"worker '{wid}' did not hear it: {exc.message}") from None
+    try:
         with client.talking(f"post to {wid}'s dashboard thread"):
             from looopbot.github.calls import call
 
@@ -86,6 +117,13 @@ def relay(dd: DataDir, config: Config, wid: str, body: str) -> Relayed:
                 body={"body": body},
             )
     except GitHubUnavailable as exc:
-        raise LooopbotError(f"worker '{wid}' did not hear it: {exc.message}") from None
+        if exc.kind not in _UNSURE:
+            raise LooopbotError(f"worker '{wid}' did not hear it: {exc.message}") from None
+        # A POST that timed out or met a 5xx may have made the comment all the same, and
+        # its run hears it: "did not hear it" would invite saying it twice.
+        raise LooopbotError(
+            f"worker '{wid}' may or may not hear it: {exc.message} — look at the dashboard "
+            f"(issue #{issue.number}) before saying it again"
+        ) from None
     url = got.data.get("html_url") if isinstance(got.data, dict) else None
     return Relayed(str(url or issue.html_url), issue.number)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from looopbot import gitcli
@@ -121,7 +122,10 @@ def refuse_stdin(wid: str) -> LooopbotError:
     )
 
 
-def client_for(dd: DataDir, config: Config) -> GitHubClient:
+def client_for(
+    dd: DataDir, config: Config, sleep: Callable[[float], None] = time.sleep
+) -> GitHubClient:
+    """The GitHub client for workers on Actions; `sleep` waits out rate limits."""
     from looopbot.github import repo
     from looopbot.github.client import connect
 
@@ -134,6 +138,7 @@ def client_for(dd: DataDir, config: Config) -> GitHubClient:
         repo.resolve(dd, config, settings),
         max_wait=min(_MAX_WAIT, limit),
         timeout=min(_TIMEOUT, limit),
+        sleep=sleep,
     )
 
 

@@ -40,14 +40,26 @@ from looopbot.workers.supervisor import note
 TAIL_S = 0.2  # how often the worker's output is copied to the job's log
 FIND_EVERY = 10  # polls between looks for a dashboard issue that is not there yet
 _NO_RUN_MARGIN_S = 60  # outside Actions: comments from a minute before the start count
+# GitHub's answers that asking again will not change: what is owed is dropped on them.
+_FOR_GOOD = ("not-found", "invalid")
 
 
 class Ear:
     """One worker's side of its dashboard thread; `poll` never raises."""
 
-    def __init__(self, dd: DataDir, client: GitHubClient, wid: str, log: Path) -> None:
+    def __init__(
+        self,
+        dd: DataDir,
+        client: GitHubClient,
+        wid: str,
+        log: Path,
+        ending: threading.Event | None = None,
+    ) -> None:
         self.dd, self.client, self.wid, self.log = dd, client, wid, log
+        # Set when the run ends: a rate-limit wait under way stops (see `nap`).
+        self.ending = ending or threading.Event()
         self.number: int | None = None
+        self.issue: dashboard.Issue | None = None  # as last found (its ETag: a 304 next time)
         self.since: str | None = None  # comments created before this are not ours
         self.window: str | None = None  # the `since` asked with: moves up as comments come
         self.etag: str | None = None  # of the answer to `window`
@@ -61,14 +73,10 @@ class Ear:
     def poll(self) -> None:
         self.polls += 1
         try:
-            if self.number is None and (self.polls - 1) % FIND_EVERY == 0:
-                with self.client.talking("find the dashboard issue"):
-                    found = dashboard.find(self.client, None)
-                if found is None:
-                    self._trouble("there is no dashboard issue yet: nobody can answer here")
-                    return
-                self.number = found.number
-                self._say(f"listening on the dashboard, issue #{found.number}")
+            # Looked for again now and then, not only until found: a dashboard closed by a
+            # human is replaced by the next beat, and `looopbot answer` posts on the new one.
+            if (self.polls - 1) % FIND_EVERY == 0:
+                self._find()
             if self.number is None:
                 return
             if self.since is None:
@@ -81,6 +89,26 @@ class Ear:
             self._trouble(exc.message)
         except Exception as exc:  # the ear must never take the worker down
             self._trouble(f"the dashboard thread failed: {one_line(repr(exc), 200)}")
+
+    def _find(self) -> None:
+        with self.client.talking("find the dashboard issue"):
+            found = dashboard.find(self.client, self.issue)  # a 304 while it stays
+        if found is None:
+            if self.number is None:
+                self._trouble("there is no dashboard issue yet: nobody can answer here")
+            return  # closed, none opened since: its thread is still read
+        moved = self.number is not None and found.number != self.number
+        self.issue = found
+        if found.number == self.number:
+            return
+        self.number, self.etag = found.number, None
+        self.posted.clear()  # the open question is asked again where people now look
+        said = (
+            "the dashboard moved: listening on issue"
+            if moved
+            else "listening on the dashboard, issue"
+        )
+        self._say(f"{said} #{found.number}")
 
     # --- since when ------------------------------------------------------------------
 
@@ -133,6 +161,8 @@ class Ear:
             return
         newest = window
         for item in got.data or []:
+            if isinstance(item, dict):
+                newest = max(newest, str(item.get("updated_at") or ""))
             comment = answers.comment_of(item)
             if comment is None or comment.id in self.seen:
                 continue
@@ -143,9 +173,9 @@ class Ear:
                 may = thread.trusted(self.client, comment)  # may raise: asked again next poll
                 self.seen.add(comment.id)
                 self._hear(comment, parsed, may)
-            else:
-                self.seen.add(comment.id)  # another worker's, not a command, or too old
-            newest = max(newest, str(item.get("updated_at") or ""))
+            # Anything else is not marked seen: a remark edited into `/answer w1 …` later
+            # counts when the edit is read, as a beat counts it for a local worker. Only a
+            # comment judged above is never judged again, however it is edited.
         # Never back: a window that only moves up keeps its ETag while nothing changes.
         moved = max(window, answers.margin(newest) or window)
         # The ETag belongs to its query: a moved window is a new one.
@@ -187,8 +217,16 @@ class Ear:
 
         assert self.number is not None
         while self.owed:
-            with self.client.talking("answer on the dashboard"):
-                outbox.send(self.client, self.number, self.owed[0])
+            try:
+                with self.client.talking("answer on the dashboard"):
+                    outbox.send(self.client, self.number, self.owed[0])
+            except GitHubUnavailable as exc:
+                if exc.kind not in _FOR_GOOD:
+                    raise  # tried again next poll
+                # A comment deleted before its reaction (404) would otherwise sit at the
+                # head of the queue for the rest of the run: every later poll would fail
+                # on it before reading the thread, and the worker would hear nothing more.
+                self._say(f"dropped (GitHub will not take it): {exc.message}")
             self.owed.pop(0)
 
     def _say(self, text: str) -> None:
@@ -208,12 +246,21 @@ def ear_for(dd: DataDir, config: Config, wid: str, log: Path) -> Ear | None:
     if settings is None or not settings.dashboard:
         note(log, "dashboard: github.dashboard is off — nobody can answer this worker's questions")
         return None
+    ending = threading.Event()
     try:
-        client = onactions.client_for(dd, config)
+        client = onactions.client_for(dd, config, sleep=lambda s: nap(ending, s))
     except LooopbotError as exc:
         note(log, f"dashboard: cannot listen: {exc.message}")
         return None
-    return Ear(dd, client, wid, log)
+    return Ear(dd, client, wid, log, ending)
+
+
+def nap(ending: threading.Event, seconds: float) -> None:
+    """The ear's wait for a rate limit (up to a minute): cut short when the run ends, since
+    `Companion.finish` waits for the poll under way — a minute's wait there would hold the
+    run's commit, and a cancelled run has seconds before the runner kills it."""
+    if ending.wait(seconds):
+        raise GitHubUnavailable("rate-limited", "the run is ending: not waiting out the rate limit")
 
 
 class Companion(threading.Thread):
@@ -247,4 +294,6 @@ class Companion(threading.Thread):
 
     def finish(self) -> None:
         self.done.set()
+        if self.ear is not None:
+            self.ear.ending.set()
         self.join()

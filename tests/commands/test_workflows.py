@@ -421,8 +421,8 @@ def test_a_beat_that_starts_workers_on_actions_may_dispatch_them(repo: Repo) -> 
 def test_each_github_switch_gets_its_permission_and_the_token(repo: Repo) -> None:
     """A workflow that names permissions gets `none` for the rest: the sensor must name what
     it reads, the dashboard and draft PRs what they write — and the job's token must reach
-    looopbot. The worker's job asks and hears on the dashboard (issues: write) only when
-    the dashboard is on; nothing else changes."""
+    looopbot. The worker's job asks and hears on the dashboard (issues: write, and actions:
+    read for its run's start) only when the dashboard is on; nothing else changes."""
     from ruamel.yaml import YAML
 
     repo.write(
@@ -445,7 +445,8 @@ def test_each_github_switch_gets_its_permission_and_the_token(repo: Repo) -> Non
     beat = next(s for s in doc["jobs"]["beat"]["steps"] if s.get("name") == "Beat")
     assert beat["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
     worker = YAML(typ="safe").load(repo.read(WORKER))
-    assert worker["permissions"] == {"contents": "write", "issues": "write"}
+    # actions: read — the run reads its own start, from when its thread's comments count.
+    assert worker["permissions"] == {"contents": "write", "issues": "write", "actions": "read"}
     work = next(s for s in worker["jobs"]["work"]["steps"] if s.get("name") == "Work")
     assert work["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
     valid([repo.root / rel for rel in WORKFLOWS])
