@@ -77,6 +77,8 @@ def test_rows_and_commands_parse_strictly() -> None:
     assert isinstance(answers.parse("/answer ../x yes"), answers.Refusal)
     assert isinstance(answers.parse("/answer w1"), answers.Refusal)
     assert isinstance(answers.parse("/answer w1 a\x00b"), answers.Refusal)
+    for hidden in ("\x85", "\x9b", "\u202e", "\u2067"):  # C1, an override, an isolate
+        assert isinstance(answers.parse(f"/answer w1 yes{hidden}no"), answers.Refusal), hidden
     assert isinstance(answers.parse("/answer w1 " + "x" * 5000), answers.Refusal)
     # Named keys, and an answer that names its ask.
     assert answers.parse("/keys w1 Enter  C-c") == answers.Parsed("w1", "Enter C-c", "keys")

@@ -38,7 +38,9 @@ _BODY_CAP = 2 * MESSAGE_CAP  # a longer comment is refused unread
 # next line.
 _COMMAND = re.compile(r"/(answer|keys)[ \t]+(\S+)(?:[ \t]+|[ \t]*\n)(.+)", re.S)
 _VERBS = ("/answer", "/keys")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides and
+# isolates, which make a text read otherwise on the dashboard than the worker receives it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # `to-run`: addressed to a worker on GitHub Actions, whose run takes it (github.thread).
 DONE = ("delivered", "refused", "interrupted", "to-run")
 _SINCE_MARGIN_S = 60
