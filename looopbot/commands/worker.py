@@ -68,6 +68,19 @@ def _row(dd: DataDir, w: Worker, now: float) -> dict[str, Any]:
     }
 
 
+def _last_read(dd: DataDir) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Actions workers' items and detail in the last sys-workers snapshot, by id."""
+    try:
+        snap = json.loads((dd.snapshots / "sys-workers.json").read_bytes())
+        items = {i["id"]: i for i in snap["signal"] if i.get("backend") == "actions"}
+        details = snap["detail"]["workers"]
+        if isinstance(details, dict):
+            return items, details
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return {}, {}
+
+
 def _actions_rows(dd: DataDir, now: float, local: set[str]) -> list[dict[str, Any]]:
     """Workers on GitHub Actions as the last beat read them (sys-workers): listing asks
     GitHub nothing."""
@@ -76,12 +89,7 @@ def _actions_rows(dd: DataDir, now: float, local: set[str]) -> list[dict[str, An
     found = onactions.records(dd)
     if not found:
         return []
-    try:
-        snap = json.loads((dd.snapshots / "sys-workers.json").read_bytes())
-        items = {i["id"]: i for i in snap["signal"] if i.get("backend") == "actions"}
-        details = snap["detail"]["workers"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        items, details = {}, {}
+    items, details = _last_read(dd)
     rows = []
     for w in found:
         if w.id in local:
@@ -104,7 +112,7 @@ def _actions_rows(dd: DataDir, now: float, local: set[str]) -> list[dict[str, An
                 "restarts": 0,
                 "flag": None,
                 "url": info.get("url") if seen else None,
-                "pr": None,
+                "pr": _actions_pr(item, info) if seen else None,
             }
         )
     return rows
@@ -241,9 +249,24 @@ def _copy(path: Path, offset: int) -> int:
     return offset
 
 
+def _actions_pr(item: dict[str, Any], info: dict[str, Any]) -> dict[str, Any] | None:
+    """A worker on Actions' draft PR, as the last beat read it (actions_pr)."""
+    pr = item.get("pr")
+    if not isinstance(pr, dict):
+        return None
+    return {
+        "state": pr.get("state"),
+        "number": pr.get("number"),
+        "url": info.get("pr_url") or "",
+        "error": info.get("pr_error") or "",
+    }
+
+
 def _prune(dd: DataDir, args: argparse.Namespace) -> int:
-    outcomes = upkeep.prune(dd, load(dd), time.time(), everything=args.all)
-    if not outcomes:
+    now = time.time()
+    outcomes = upkeep.prune(dd, load(dd), now, everything=args.all)
+    gone = _prune_actions(dd, now, everything=args.all)
+    if not outcomes and not gone:
         print("nothing to prune")
     failed = False
     for p in outcomes:
@@ -254,6 +277,37 @@ def _prune(dd: DataDir, args: argparse.Namespace) -> int:
         keep = f"branch {p.branch} kept (it holds work)" if p.kept_branch else "branch deleted"
         print(f"pruned {p.id}: worktree removed, {keep}")
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def _prune_actions(dd: DataDir, now: float, *, everything: bool) -> list[str]:
+    """Forget workers on GitHub Actions whose run is over (as the last beat read it) and
+    whose draft PR, if any, is settled: their committed records go, in one commit. Their
+    branches stay on the remote — the run's work is there, and perhaps a merged PR."""
+    from looopbot.workers import onactions
+
+    items, details = _last_read(dd)
+    ttl = load(dd).limits.worker_ttl
+    due = []
+    for w in onactions.records(dd):
+        item, info = items.get(w.id) or {}, details.get(w.id) or {}
+        pr = item.get("pr")
+        settled = not isinstance(pr, dict) or pr.get("state") not in ("open", "pending")
+        over = info.get("started_at") == w.started_at and item.get("state") == "completed"
+        aged = everything or now - w.started_at >= ttl
+        if over and settled and aged and _local(dd, w.id) is None:
+            due.append(w.id)
+    if not due:
+        return []
+
+    def do(config: Config, changes: Changes, scrub: Callable[[str], str]) -> str:
+        for wid in due:
+            changes.remove(onactions.record_rel(wid))
+        return "worker prune: forgot " + ", ".join(due) + " (on GitHub Actions, run over)"
+
+    by_hand(dd, "worker-prune", do, ", ".join(due))
+    for wid in due:
+        print(f"pruned {wid}: {onactions.record_rel(wid)} removed, its branch stays on the remote")
+    return due
 
 
 def flag(args: argparse.Namespace) -> int:

@@ -595,6 +595,8 @@ def test_a_run_that_succeeded_with_commits_gets_one_draft_pr_watched_until_merge
     assert "brief for worker" not in pull["body"]  # the brief's own commits are not the work
     (item,) = workers_signal(repo)
     assert item["pr"] == {"state": "open", "number": pull["number"]}
+    assert f"pr #{pull['number']} open" in repo.run("worker", "list").out
+    assert repo.run("worker", "prune", "--all").out.strip() == "nothing to prune"  # PR open
     # Open and unchanged: one conditional read a beat, a 304, and no wake.
     head = repo.head()
     assert beat(repo, decides=False)["outcome"] == "unchanged" and repo.head() == head
@@ -608,6 +610,15 @@ def test_a_run_that_succeeded_with_commits_gets_one_draft_pr_watched_until_merge
     assert beat(repo, decides=False)["outcome"] == "unchanged"
     assert len(fake.log) == asked  # merged and ended: never asked about again
     no_token_anywhere(repo, remote, fake)
+    # Merged and over: `worker prune --all` forgets it, in a commit; its branch stays.
+    pruned = repo.run("worker", "prune", "--all")
+    assert pruned.code == 0, pruned.err
+    assert "pruned w1: workers/w1.json removed" in pruned.out
+    assert not (repo.root / "workers" / "w1.json").exists()
+    assert "workers/w1.json" in repo.git("show", "--name-only", "--format=", "HEAD").split()
+    assert "by hand: worker prune: forgot w1" in repo.read("journal.md")
+    assert remote_tip(remote) is not None
+    assert "w1" not in repo.run("worker", "list").out
 
 
 @pytest.mark.parametrize("conclusion", ["failure", "cancelled"])
@@ -628,3 +639,25 @@ def test_no_pr_for_a_run_that_did_not_succeed(
     (item,) = workers_signal(repo)
     assert item["conclusion"] == conclusion and "pr" not in item
     assert gh(fake).pulls == {} and not fake.requests(f"/repos/{NAME}/pulls")
+
+
+def test_prune_forgets_only_workers_whose_run_is_over(tmp_path: Path, fake: FakeGitHub) -> None:
+    repo, remote = on_actions(tmp_path, fake)
+    start(repo)
+    (run_id,) = gh(fake).runs
+    beat(repo)
+    head = repo.head()
+    assert repo.run("worker", "prune", "--all").out.strip() == "nothing to prune"  # queued
+    gh(fake).finish_run(run_id, "failure")
+    beat(repo)
+    head = repo.head()
+    # Over, but younger than limits.worker_ttl: kept without --all.
+    assert repo.run("worker", "prune").out.strip() == "nothing to prune"
+    assert repo.head() == head
+    pruned = repo.run("worker", "prune", "--all")
+    assert pruned.code == 0 and "pruned w1" in pruned.out, pruned.err
+    assert repo.head() != head and repo.status_porcelain() == ""
+    assert remote_tip(remote) is not None  # the run's work stays on the remote
+    # The id is free again: a new start continues the branch.
+    start(repo, prompt="again")
+    assert json.loads(repo.read("workers/w1.json"))["after_run"] == run_id
