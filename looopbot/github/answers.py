@@ -283,7 +283,7 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
     parsed = parse(comment.body)
     who = f"@{comment.login}"
 
-    def done(result: str, worker: str | None, reaction: str, reply: str | None) -> None:
+    def note(result: str, worker: str | None) -> None:
         row(
             changes,
             now,
@@ -293,6 +293,9 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
             by=comment.login,
             result=result,
         )
+
+    def done(result: str, worker: str | None, reaction: str, reply: str | None) -> None:
+        note(result, worker)
         outbox.send_or_queue(
             client, saved, {"op": "react", "comment": comment.id, "content": reaction}
         )
@@ -321,15 +324,7 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
         gone = thread.unheard(client, remote, comment)
     if isinstance(parsed, Parsed) and remote is not None and gone is None:
         # Its run reads the thread and answers it (github.thread): not delivered twice.
-        row(
-            changes,
-            now,
-            kind="answer",
-            comment=comment.id,
-            worker=parsed.worker,
-            by=comment.login,
-            result="to-run",
-        )
+        note("to-run", parsed.worker)
         return []
     if not writes(client, comment):
         # No reply to a stranger: a reply per comment would let anyone make the bot talk.
@@ -348,15 +343,7 @@ def _one(talk: Talk, comment: Comment, ledger: Ledger) -> list[str]:
         except LooopbotError:
             why = f"there is no worker `{parsed.worker}` here"
     if why is None and isinstance(parsed, Parsed):
-        row(
-            changes,
-            now,
-            kind="answer",
-            comment=comment.id,
-            worker=wid,
-            by=comment.login,
-            result="taken",
-        )
+        note("taken", wid)  # before the delivery: a kill between the two is never silent
         try:
             said = deliver(dd, parsed)
         except LooopbotError as exc:

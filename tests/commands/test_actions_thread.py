@@ -386,3 +386,26 @@ def test_an_answer_behind_a_full_first_page_is_still_heard(
     code, _, err = finish(proc)
     assert code == 0, err
     assert lines(heard) == ["still here"]
+
+
+def test_git_variables_set_as_in_a_hook_do_not_redirect_the_run(
+    tmp_path: Path, fake: FakeGitHub, repo: Repo
+) -> None:
+    """`worker run` started with GIT_DIR and GIT_INDEX_FILE pointing at another repository
+    (as inside a hook): the worker's work and the run's commits land in the checkout."""
+    dashboard_issue(fake)
+    run_id = start(repo, fake, {"report": True})
+    work = checkout(tmp_path, repo)
+    other_head = repo.head()
+    hooked = {
+        "GIT_DIR": str(repo.root / ".git"),
+        "GIT_INDEX_FILE": str(repo.root / ".git" / "index"),
+        "GIT_WORK_TREE": str(repo.root),
+    }
+    code, _, err = finish(worker_run(work, run_id, **hooked))
+    assert code == 0, err
+    assert repo.head() == other_head and repo.status_porcelain() == ""
+    assert (work / "reports" / "w1.md").exists()
+    assert "report from w1" in git(work, "log", "--format=%s")
+    assert git(work, "status", "--porcelain") == ""
+    assert not (work / ".looopbot" / "worker-brief.md").exists()
